@@ -1,0 +1,49 @@
+/// Token counts a provider reported for one response.
+public struct Usage: Hashable, Sendable, Codable {
+    /// Tokens in the prompt.
+    public var promptTokens: Int
+    /// Tokens in the answer.
+    public var completionTokens: Int
+    /// Prompt and answer together.
+    public var totalTokens: Int
+    /// Prompt tokens served from the provider's cache, where reported.
+    public var cachedTokens: Int?
+    /// Tokens spent on hidden reasoning, where reported.
+    public var reasoningTokens: Int?
+
+    /// Creates a usage record; `totalTokens` defaults to the sum.
+    public init(promptTokens: Int, completionTokens: Int, totalTokens: Int? = nil, cachedTokens: Int? = nil, reasoningTokens: Int? = nil) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = totalTokens ?? (promptTokens + completionTokens)
+        self.cachedTokens = cachedTokens
+        self.reasoningTokens = reasoningTokens
+    }
+}
+
+/// Why the model stopped.
+public enum FinishReason: Hashable, Sendable, CustomStringConvertible {
+    /// A natural end or a stop sequence.
+    case stop
+    /// The token limit was reached.
+    case length
+    /// The model called tools.
+    case toolCalls
+    /// A safety or content filter stopped the answer.
+    case contentFilter
+    /// Anything else, with the provider's raw value.
+    case other(String)
+
+    public var description: String {
+        switch self {
+        case .stop: return "stop"
+        case .length: return "length"
+        case .toolCalls: return "tool_calls"
+        case .contentFilter: return "content_filter"
+        case .other(let raw): return raw
+        }
+    }
+
+    /// The reason in OpenAI's spelling (`stop`, `length`, `tool_calls`, `content_filter`).
+    public var openAIValue: String { description }
+}

@@ -1,0 +1,133 @@
+/// What a stream does when it fails after content has reached the caller.
+public struct MidStreamPolicy: Hashable, Sendable, CustomStringConvertible {
+    enum Base: Hashable, Sendable { case fail, restart, `continue` }
+    let base: Base
+
+    /// End the stream with a ``StreamInterrupted`` error that says how much was delivered (the default).
+    public static let fail = MidStreamPolicy(base: .fail)
+    /// Re-run the request on the next provider, first sending a chunk of kind ``ChatChunk/Kind/restart`` so a UI
+    /// can clear the partial text.
+    public static let restart = MidStreamPolicy(base: .restart)
+    /// Ask the next provider to continue the partial answer (assistant prefill) where it supports that;
+    /// elsewhere behave as ``restart``.
+    public static let `continue` = MidStreamPolicy(base: .continue)
+
+    public var description: String {
+        switch base {
+        case .fail: return "fail"
+        case .restart: return "restart"
+        case .continue: return "continue"
+        }
+    }
+}
+
+extension FallbackChain {
+    /// Everything that tunes a chain. Every field has a default; set only what you change.
+    ///
+    /// ```swift
+    /// var configuration = FallbackChain.Configuration()
+    /// configuration.strategy = .latency
+    /// configuration.circuitBreaker.failureThreshold = 3
+    /// configuration.requestTimeout = .seconds(20)
+    /// let chain = FallbackChain(providers, configuration: configuration)
+    /// ```
+    public struct Configuration: Sendable {
+        /// How providers are ordered per request.
+        public var strategy: RoutingStrategy
+        /// The per-provider circuit breaker.
+        public var circuitBreaker: CircuitBreaker.Configuration
+        /// An upper bound on each attempt (in addition to each provider's own ``Provider/timeout``).
+        public var timeout: Duration?
+        /// The overall deadline of a request: retries, backoff and failovers included. `nil` for none.
+        public var requestTimeout: Duration?
+        /// Backoff between retries of one provider.
+        public var retry: RetryPolicy
+        /// What each error class does.
+        public var failurePolicy: FailurePolicy
+        /// Stream time limits (a provider's own ``Provider/streamTimeouts`` win).
+        public var streamTimeouts: StreamTimeouts
+        /// What a stream does when it fails after content reached the caller.
+        public var midStreamPolicy: MidStreamPolicy
+        /// The largest response body accepted.
+        public var maxResponseBytes: Int
+        /// Latency samples older than this are forgotten, so a recovered provider is measured again.
+        public var latencyMaxAge: Duration
+        /// A seed for routing and jitter randomness, for reproducible tests; `nil` uses the system generator.
+        public var randomSeed: UInt64?
+
+        /// Creates a configuration.
+        public init(
+            strategy: RoutingStrategy = .ordered,
+            circuitBreaker: CircuitBreaker.Configuration = .init(),
+            timeout: Duration? = nil,
+            requestTimeout: Duration? = nil,
+            retry: RetryPolicy = .init(),
+            failurePolicy: FailurePolicy = .default,
+            streamTimeouts: StreamTimeouts = .init(),
+            midStreamPolicy: MidStreamPolicy = .fail,
+            maxResponseBytes: Int = 32 << 20,
+            latencyMaxAge: Duration = .seconds(300),
+            randomSeed: UInt64? = nil
+        ) {
+            self.strategy = strategy
+            self.circuitBreaker = circuitBreaker
+            self.timeout = timeout
+            self.requestTimeout = requestTimeout
+            self.retry = retry
+            self.failurePolicy = failurePolicy
+            self.streamTimeouts = streamTimeouts
+            self.midStreamPolicy = midStreamPolicy
+            self.maxResponseBytes = maxResponseBytes
+            self.latencyMaxAge = latencyMaxAge
+            self.randomSeed = randomSeed
+        }
+    }
+
+    /// Per-request overrides.
+    public struct RequestOptions: Sendable {
+        /// This request's overall deadline, replacing the chain's ``Configuration/requestTimeout``.
+        public var timeout: Duration?
+        /// Restrict (and order) the providers tried, by ``Provider/name`` or kind; `nil` for all.
+        public var providers: [String]?
+        /// Whether to move past the first provider at all.
+        public var allowFailover: Bool
+
+        /// Creates options.
+        public init(timeout: Duration? = nil, providers: [String]? = nil, allowFailover: Bool = true) {
+            self.timeout = timeout
+            self.providers = providers
+            self.allowFailover = allowFailover
+        }
+    }
+
+    /// Something that happened during a request, for the ``FallbackChain/init(_:configuration:transport:clock:logger:onFailover:onSuccess:onEvent:)``
+    /// event hook.
+    public enum Event: Sendable {
+        /// An attempt is about to be sent.
+        case attemptStarted(provider: Provider, number: Int)
+        /// An attempt ended.
+        case attemptFinished(provider: Provider, record: AttemptRecord)
+        /// A provider was skipped (open breaker, Retry-After).
+        case skipped(SkippedProvider)
+        /// A breaker changed state.
+        case breakerChanged(provider: Provider, state: CircuitBreaker.State)
+    }
+}
+
+/// A stream failed after content had reached the caller; nothing more will come.
+public struct StreamInterrupted: Error, Sendable, CustomStringConvertible {
+    /// The provider whose stream broke.
+    public var provider: String
+    /// Characters of text already delivered.
+    public var deliveredCharacters: Int
+    /// Chunks already delivered.
+    public var deliveredChunks: Int
+    /// Why it broke.
+    public var underlying: ProviderError
+    /// Every attempt made.
+    public var trace: [AttemptRecord]
+
+    public var description: String {
+        "stream from \(provider) interrupted after \(deliveredChunks) chunks (\(deliveredCharacters) characters): \(underlying)"
+    }
+}

@@ -1,0 +1,377 @@
+import NIOCore
+import Synchronization
+import Tracing
+
+extension FallbackChain {
+    /// Streams an answer to one question, with the same routing, retries, breakers and failover as ``chat(_:system:temperature:maxTokens:)``.
+    ///
+    /// ```swift
+    /// for try await chunk in chain.stream("Tell me a story") {
+    ///     print(chunk.content, terminator: "")
+    /// }
+    /// ```
+    ///
+    /// Before the first content reaches the caller, any failure fails over transparently. After it, a failure ends
+    /// the stream with ``StreamInterrupted`` unless ``Configuration/midStreamPolicy`` says otherwise. Breaking out
+    /// of the loop or cancelling the task cancels the upstream request.
+    public func stream(_ prompt: String, system: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil) -> AsyncThrowingStream<ChatChunk, any Error> {
+        var messages: [Message] = []
+        if let system { messages.append(.system(system)) }
+        messages.append(.user(prompt))
+        return stream(ChatRequest(messages: messages, temperature: temperature, maxTokens: maxTokens))
+    }
+
+    /// Streams the continuation of a conversation.
+    public func stream(
+        messages: [Message],
+        temperature: Double? = nil,
+        topP: Double? = nil,
+        maxTokens: Int? = nil,
+        stop: [String] = [],
+        tools: [Tool] = [],
+        toolChoice: ToolChoice? = nil,
+        responseFormat: ResponseFormat? = nil
+    ) -> AsyncThrowingStream<ChatChunk, any Error> {
+        stream(
+            ChatRequest(
+                messages: messages,
+                temperature: temperature,
+                topP: topP,
+                maxTokens: maxTokens,
+                stop: stop,
+                tools: tools,
+                toolChoice: toolChoice,
+                responseFormat: responseFormat
+            )
+        )
+    }
+
+    /// Streams the answer to a full request.
+    public func stream(_ request: ChatRequest, options: RequestOptions = .init()) -> AsyncThrowingStream<ChatChunk, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
+        let task = Task {
+            do {
+                try await self.runStream(request, options: options, continuation: continuation)
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// What one streamed answer delivered, across attempts.
+    final class StreamProgress: Sendable {
+        struct State {
+            var deliveredCharacters = 0
+            var deliveredChunks = 0
+            var text = ""
+            var restartPending = false
+        }
+        let state = Mutex(State())
+    }
+
+    struct StreamSummary: Sendable {
+        var content: String
+        var model: String
+        var finishReason: FinishReason?
+        var usage: Usage?
+    }
+
+    func runStream(_ request: ChatRequest, options: RequestOptions, continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation) async throws {
+        let progress = StreamProgress()
+        let policy = configuration.midStreamPolicy
+        try await withSpan("llm_fallback.stream", ofKind: .client) { span in
+            let outcome = try await execute(options: options, span: span) { entry, resolved, timeout, context in
+                var attemptRequest = request
+                let delivered = progress.state.withLock { $0 }
+                var prefilled = false
+                if delivered.deliveredChunks > 0 {
+                    if policy == .continue && resolved.kind.supportsAssistantPrefill {
+                        attemptRequest.messages.append(.assistant(delivered.text))
+                        prefilled = true
+                    } else {
+                        progress.state.withLock {
+                            $0.restartPending = true
+                            $0.text = ""
+                        }
+                    }
+                }
+                var result = await self.streamAttempt(
+                    entry: entry,
+                    resolved: resolved,
+                    request: attemptRequest,
+                    timeout: timeout,
+                    progress: progress,
+                    continuation: continuation
+                )
+                if prefilled, case .failure(let error, _) = result, error.kind == .invalidRequest, let original = context.previousFailure {
+                    // The provider refused the prefill: fail over, and never let that hide the original failure.
+                    var combined = original
+                    combined.message = "\(original.message) (continuing on \(entry.provider.name) was refused: \(error.message))"
+                    result = .failure(combined, forceFailover: true)
+                }
+                return result
+            }
+            var summary = outcome.value
+            summary.content = progress.state.withLock { $0.text }
+            if let onSuccess {
+                let response = ChatResponse(
+                    content: summary.content,
+                    finishReason: summary.finishReason,
+                    usage: summary.usage,
+                    provider: entry(outcome.index).provider.kind,
+                    providerName: entry(outcome.index).provider.name,
+                    model: summary.model,
+                    latency: outcome.latency,
+                    attempts: outcome.trace.count,
+                    trace: outcome.trace
+                )
+                callbacks.dispatch { onSuccess(response) }
+            }
+        }
+    }
+
+    /// Watches a stream's time limits; the reader reports activity, the watchdog fires on silence.
+    final class StreamWatch: Sendable {
+        struct State {
+            var lastActivity: Duration
+            var firstContentAt: Duration?
+        }
+        let state: Mutex<State>
+        init(start: Duration) { state = Mutex(State(lastActivity: start)) }
+    }
+
+    func streamAttempt(
+        entry: ChainEntry,
+        resolved: ResolvedProvider,
+        request: ChatRequest,
+        timeout: Duration,
+        progress: StreamProgress,
+        continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+    ) async -> AttemptResult<StreamSummary> {
+        let limits = entry.provider.streamTimeouts ?? configuration.streamTimeouts
+        let start = clock.now()
+        let watch = StreamWatch(start: start)
+        let firstTokenLimit = limits.firstToken.map { min($0, timeout) } ?? timeout
+        let idleLimit = limits.idle ?? timeout
+        let totalDeadline = limits.total.map { start + $0 }
+
+        return await withTaskGroup(of: AttemptResult<StreamSummary>?.self) { group in
+            group.addTask {
+                await self.readStream(
+                    entry: entry,
+                    resolved: resolved,
+                    request: request,
+                    timeout: timeout,
+                    progress: progress,
+                    watch: watch,
+                    continuation: continuation
+                )
+            }
+            group.addTask {
+                while true {
+                    let state = watch.state.withLock { $0 }
+                    var deadline: Duration
+                    let reason: String
+                    if state.firstContentAt == nil {
+                        deadline = start + firstTokenLimit
+                        reason = "no first token within \(formatDuration(firstTokenLimit))"
+                    } else {
+                        deadline = state.lastActivity + idleLimit
+                        reason = "stream stalled for \(formatDuration(idleLimit))"
+                    }
+                    var totalReason: String?
+                    if let totalDeadline, totalDeadline <= deadline {
+                        deadline = totalDeadline
+                        totalReason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
+                    }
+                    do {
+                        try await self.clock.sleep(until: deadline)
+                    } catch {
+                        return nil
+                    }
+                    let after = watch.state.withLock { $0 }
+                    let stillExpired: Bool
+                    if totalReason != nil {
+                        stillExpired = true
+                    } else if state.firstContentAt == nil {
+                        stillExpired = after.firstContentAt == nil
+                    } else {
+                        stillExpired = after.lastActivity == state.lastActivity
+                    }
+                    if stillExpired {
+                        let error = ProviderError(.timeout, message: totalReason ?? reason)
+                        return self.streamFailure(error, entry: entry, progress: progress)
+                    }
+                }
+            }
+            var first: AttemptResult<StreamSummary>?
+            while first == nil, let next = await group.next() {
+                first = next
+            }
+            group.cancelAll()
+            guard case .success(let summary, _) = first else { return first ?? .cancelled }
+            let ttft = watch.state.withLock { $0.firstContentAt } ?? self.clock.now()
+            return .success(summary, latency: ttft - start)
+        }
+    }
+
+    /// A failure that fails over when nothing was delivered, and otherwise follows the mid-stream policy.
+    func streamFailure(_ error: ProviderError, entry: ChainEntry, progress: StreamProgress) -> AttemptResult<StreamSummary> {
+        let delivered = progress.state.withLock { $0 }
+        guard delivered.deliveredChunks > 0 else { return .failure(error, forceFailover: false) }
+        if configuration.midStreamPolicy == .fail {
+            var error = entry.redact(error)
+            error.message = "after \(delivered.deliveredChunks) chunks: \(error.message)"
+            let interrupted = StreamInterrupted(
+                provider: entry.provider.name,
+                deliveredCharacters: delivered.deliveredCharacters,
+                deliveredChunks: delivered.deliveredChunks,
+                underlying: entry.redact(error),
+                trace: []
+            )
+            return .fatal(error, interrupted)
+        }
+        // restart / continue: the next provider takes over.
+        return .failure(error, forceFailover: true)
+    }
+
+    func readStream(
+        entry: ChainEntry,
+        resolved: ResolvedProvider,
+        request: ChatRequest,
+        timeout: Duration,
+        progress: StreamProgress,
+        watch: StreamWatch,
+        continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+    ) async -> AttemptResult<StreamSummary> {
+        var decoder = entry.adapter.makeStreamDecoder(for: resolved)
+        var parser = ServerSentEventParser()
+        var events: [ServerSentEvent] = []
+        var pending: [ChatChunk] = []
+        var summary = StreamSummary(content: "", model: entry.provider.model)
+        var deliveredHere = 0
+        do {
+            let parts = try entry.adapter.makeRequest(request, for: resolved, stream: true)
+            let response = try await transport.send(parts, timeout: timeout)
+            guard (200..<300).contains(response.status) else {
+                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                if Task.isCancelled { return .cancelled }
+                return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
+            }
+            for try await buffer in response.body {
+                events.removeAll(keepingCapacity: true)
+                parser.feed(buffer, into: &events)
+                for event in events {
+                    guard var chunk = try decoder.decode(event) else { continue }
+                    if let usage = chunk.usage { summary.usage = usage }
+                    if let finish = chunk.finishReason { summary.finishReason = finish }
+                    if !chunk.model.isEmpty { summary.model = chunk.model }
+                    chunk.provider = resolved.kind.name
+                    if !chunk.hasContent && deliveredHere == 0 {
+                        pending.append(chunk)
+                        continue
+                    }
+                    if chunk.hasContent && deliveredHere == 0 {
+                        let now = clock.now()
+                        let restart = progress.state.withLock { state -> Bool in
+                            defer { state.restartPending = false }
+                            return state.restartPending
+                        }
+                        watch.state.withLock {
+                            $0.firstContentAt = now
+                            $0.lastActivity = now
+                        }
+                        if restart {
+                            continuation.yield(ChatChunk(kind: .restart, provider: resolved.kind.name, model: chunk.model))
+                        }
+                        for held in pending { continuation.yield(held) }
+                        pending.removeAll()
+                    } else {
+                        let now = clock.now()
+                        watch.state.withLock { $0.lastActivity = now }
+                    }
+                    deliveredHere += 1
+                    progress.state.withLock {
+                        $0.deliveredChunks += 1
+                        $0.deliveredCharacters += chunk.content.count
+                        $0.text += chunk.content
+                    }
+                    continuation.yield(chunk)
+                }
+                if decoder.isComplete { break }
+            }
+            if Task.isCancelled { return .cancelled }
+            if !decoder.isComplete {
+                if deliveredHere == 0 && summary.finishReason == nil {
+                    return streamFailure(ProviderError(.invalidResponse, message: "stream ended without any content"), entry: entry, progress: progress)
+                }
+                // A clean close without the terminator: finalise now rather than wait; say so when no finish
+                // reason came either.
+                if summary.finishReason == nil {
+                    summary.finishReason = .other("unterminated")
+                    pending.append(ChatChunk(finishReason: .other("unterminated"), provider: resolved.kind.name, model: summary.model))
+                }
+            }
+            for held in pending { continuation.yield(held) }
+            return .success(summary, latency: .zero)
+        } catch let error as ProviderError {
+            if Task.isCancelled { return .cancelled }
+            var error = error
+            if error.kind == .connection && deliveredHere > 0 {
+                error.message = "stream cut: \(error.message)"
+            }
+            return streamFailure(error, entry: entry, progress: progress)
+        } catch is CancellationError {
+            return .cancelled
+        } catch {
+            if Task.isCancelled { return .cancelled }
+            return streamFailure(ProviderError(.connection, message: "stream cut: \(error)"), entry: entry, progress: progress)
+        }
+    }
+}
+
+extension AsyncThrowingStream where Element == ChatChunk {
+    /// Reads the whole stream into one ``ChatResponse``: text joined, tool calls assembled by index, the last
+    /// finish reason and usage. A ``ChatChunk/Kind/restart`` chunk discards what came before it.
+    public func collect() async throws -> ChatResponse {
+        var content = ""
+        var calls: [Int: ToolCall] = [:]
+        var finish: FinishReason?
+        var usage: Usage?
+        var provider = ""
+        var model = ""
+        var id: String?
+        for try await chunk in self {
+            if chunk.kind == .restart {
+                content = ""
+                calls = [:]
+                continue
+            }
+            content += chunk.content
+            for delta in chunk.toolCallDeltas {
+                var call = calls[delta.index] ?? ToolCall(id: "", name: "", arguments: "")
+                if let callID = delta.id, !callID.isEmpty { call.id = callID }
+                if let name = delta.name, !name.isEmpty { call.name = name }
+                call.arguments += delta.arguments
+                calls[delta.index] = call
+            }
+            if let reason = chunk.finishReason { finish = reason }
+            if let chunkUsage = chunk.usage { usage = chunkUsage }
+            if !chunk.provider.isEmpty { provider = chunk.provider }
+            if !chunk.model.isEmpty { model = chunk.model }
+            if let chunkID = chunk.id { id = chunkID }
+        }
+        return ChatResponse(
+            content: content,
+            toolCalls: calls.keys.sorted().compactMap { calls[$0] },
+            finishReason: finish,
+            usage: usage,
+            id: id,
+            provider: provider,
+            model: model
+        )
+    }
+}

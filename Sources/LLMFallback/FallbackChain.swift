@@ -1,0 +1,644 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import Synchronization
+import Tracing
+
+/// An ordered set of providers that answers a chat as long as any of them can.
+///
+/// The chain orders its providers per request (``RoutingStrategy``), skips those whose circuit breaker is open or
+/// whose `Retry-After` has not passed, retries transient failures with backoff, fails over on the rest as its
+/// ``FailurePolicy`` says, and bounds every attempt and the whole request with deadlines.
+///
+/// ```swift
+/// let chain = FallbackChain([
+///     Provider("openai", model: "gpt-4o"),
+///     Provider("anthropic", model: "claude-3-5-sonnet-20241022"),
+/// ])
+/// let response = try await chain.chat("What is the capital of France?")
+/// print(response.content, response.provider, response.attempts)
+/// ```
+///
+/// A chain is `Sendable` and meant to be shared: create it once, use it from every task. Each entry is its own
+/// unit of health, even when two entries share a kind.
+public final class FallbackChain: Sendable {
+    /// Called once per switch from a failed provider to the next: `(from, to, error)`.
+    public typealias FailoverHandler = @Sendable (Provider, Provider, ProviderError) -> Void
+    /// Called when a request got its answer.
+    public typealias SuccessHandler = @Sendable (ChatResponse) -> Void
+    /// Called for each attempt-level event.
+    public typealias EventHandler = @Sendable (Event) -> Void
+
+    /// The chain's providers, in configured order.
+    public let providers: [Provider]
+    /// The chain's configuration.
+    public let configuration: Configuration
+
+    let entries: [ChainEntry]
+    let health: HealthRegistry
+    let transport: any HTTPTransport
+    let clock: ChainClock
+    let logger: Logger
+    let callbacks: CallbackDispatcher
+    let onFailover: FailoverHandler?
+    let onSuccess: SuccessHandler?
+    let onEvent: EventHandler?
+    let routing: Mutex<RoutingState>
+    let requestCounter: Counter
+    let failoverCounter: Counter
+
+    struct RoutingState {
+        var counter = 0
+        var random: ChainRandom
+    }
+
+    /// Creates a chain.
+    ///
+    /// - Parameters:
+    ///   - providers: The providers, in order of preference.
+    ///   - configuration: Routing, breaker, retry, deadline and stream settings.
+    ///   - transport: The HTTP client (AsyncHTTPClient's shared client by default).
+    ///   - clock: The clock for deadlines, backoff and breakers (tests pass a manual clock).
+    ///   - logger: Where attempts (debug) and failovers (warning) are logged. Keys never appear.
+    ///   - onFailover: Called once per switch from a failed provider to the next.
+    ///   - onSuccess: Called with each answer.
+    ///   - onEvent: Called for each attempt-level event.
+    ///
+    /// Callbacks run outside the request path, in order, on a task of their own: a slow callback never
+    /// delays a request.
+    public init(
+        _ providers: [Provider],
+        configuration: Configuration = .init(),
+        transport: any HTTPTransport = AsyncHTTPClientTransport(),
+        clock: any Clock<Duration> = ContinuousClock(),
+        logger: Logger = Logger(label: "llm-fallback"),
+        onFailover: FailoverHandler? = nil,
+        onSuccess: SuccessHandler? = nil,
+        onEvent: EventHandler? = nil
+    ) {
+        self.providers = providers
+        self.configuration = configuration
+        let environment = ProcessInfo.processInfo.environment
+        self.entries = providers.enumerated().map { index, provider in
+            ChainEntry(index: index, provider: provider, environment: environment)
+        }
+        self.health = HealthRegistry(
+            count: providers.count,
+            breaker: configuration.circuitBreaker,
+            latencyMaxAge: configuration.latencyMaxAge
+        )
+        self.transport = transport
+        self.clock = ChainClock(clock)
+        self.logger = logger
+        self.callbacks = CallbackDispatcher()
+        self.onFailover = onFailover
+        self.onSuccess = onSuccess
+        self.onEvent = onEvent
+        self.routing = Mutex(RoutingState(random: ChainRandom(seeded: configuration.randomSeed.map(SeededGenerator.init(seed:)))))
+        self.requestCounter = Counter(label: "llm_fallback_requests_total")
+        self.failoverCounter = Counter(label: "llm_fallback_failovers_total")
+    }
+
+    /// Creates a chain from the common settings (the form in the README).
+    ///
+    /// - Parameters:
+    ///   - providers: The providers, in order of preference.
+    ///   - strategy: How providers are ordered per request.
+    ///   - circuitBreaker: Whether each provider gets a circuit breaker.
+    ///   - failureThreshold: Consecutive failures that open a breaker.
+    ///   - recoveryTimeout: How long a breaker stays open before a probe.
+    ///   - timeout: The longest one attempt may take (connect plus the whole response).
+    ///   - requestTimeout: The longest a whole request may take, failovers included.
+    ///   - onFailover: Called once per switch from a failed provider to the next.
+    ///   - onSuccess: Called with each answer.
+    public convenience init(
+        providers: [Provider],
+        strategy: RoutingStrategy = .ordered,
+        circuitBreaker: Bool = true,
+        failureThreshold: Int = 5,
+        recoveryTimeout: Duration = .seconds(60),
+        timeout: Duration? = nil,
+        requestTimeout: Duration? = nil,
+        onFailover: FailoverHandler? = nil,
+        onSuccess: SuccessHandler? = nil
+    ) {
+        var configuration = Configuration()
+        configuration.strategy = strategy
+        configuration.circuitBreaker = CircuitBreaker.Configuration(
+            isEnabled: circuitBreaker,
+            failureThreshold: failureThreshold,
+            recoveryTimeout: recoveryTimeout
+        )
+        configuration.timeout = timeout
+        configuration.requestTimeout = requestTimeout
+        self.init(providers, configuration: configuration, onFailover: onFailover, onSuccess: onSuccess)
+    }
+
+    // MARK: - Chat
+
+    /// Asks one question.
+    ///
+    /// - Parameters:
+    ///   - prompt: The user's message.
+    ///   - system: An optional system message.
+    ///   - temperature: Sampling temperature.
+    ///   - maxTokens: The most tokens to generate.
+    /// - Returns: The first answer any provider gave.
+    /// - Throws: ``AllProvidersFailed`` when no provider answered, ``ProviderError`` when the policy stops on an
+    ///   error (a content filter, an invalid request), `CancellationError` when the task is cancelled.
+    public func chat(_ prompt: String, system: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil) async throws -> ChatResponse {
+        var messages: [Message] = []
+        if let system { messages.append(.system(system)) }
+        messages.append(.user(prompt))
+        return try await chat(ChatRequest(messages: messages, temperature: temperature, maxTokens: maxTokens))
+    }
+
+    /// Continues a conversation.
+    ///
+    /// - Throws: As ``chat(_:system:temperature:maxTokens:)``.
+    public func chat(
+        messages: [Message],
+        temperature: Double? = nil,
+        topP: Double? = nil,
+        maxTokens: Int? = nil,
+        stop: [String] = [],
+        tools: [Tool] = [],
+        toolChoice: ToolChoice? = nil,
+        responseFormat: ResponseFormat? = nil
+    ) async throws -> ChatResponse {
+        try await chat(
+            ChatRequest(
+                messages: messages,
+                temperature: temperature,
+                topP: topP,
+                maxTokens: maxTokens,
+                stop: stop,
+                tools: tools,
+                toolChoice: toolChoice,
+                responseFormat: responseFormat
+            )
+        )
+    }
+
+    /// Sends a full request.
+    ///
+    /// - Throws: As ``chat(_:system:temperature:maxTokens:)``.
+    public func chat(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> ChatResponse {
+        try await withSpan("llm_fallback.chat", ofKind: .client) { span in
+            let outcome = try await execute(options: options, span: span) { entry, resolved, timeout, _ in
+                await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
+            }
+            var response = outcome.value
+            response.latency = outcome.latency
+            response.attempts = outcome.trace.count
+            response.trace = outcome.trace
+            response.providerName = entry(outcome.index).provider.name
+            span.attributes["llm_fallback.provider"] = response.providerName
+            span.attributes["llm_fallback.attempts"] = response.attempts
+            if let onSuccess {
+                let copy = response
+                callbacks.dispatch { onSuccess(copy) }
+            }
+            return response
+        }
+    }
+
+    /// The health of every provider, in configured order.
+    public func healthReport() -> [ProviderHealth] {
+        health.snapshot(providers: providers, now: clock.now())
+    }
+
+    func entry(_ index: Int) -> ChainEntry { entries[index] }
+
+    // MARK: - The engine
+
+    enum AttemptResult<Value: Sendable>: Sendable {
+        case success(Value, latency: Duration)
+        /// A failure; `forceFailover` overrides a `stop` action.
+        case failure(ProviderError, forceFailover: Bool)
+        /// A failure that ends the request at once with `error`.
+        case fatal(ProviderError, any Error)
+        case cancelled
+    }
+
+    struct Outcome<Value: Sendable>: Sendable {
+        var value: Value
+        var index: Int
+        var latency: Duration
+        var trace: [AttemptRecord]
+    }
+
+    typealias Attempt<Value: Sendable> = @Sendable (ChainEntry, ResolvedProvider, Duration, AttemptContext) async -> AttemptResult<Value>
+
+    /// What an attempt knows about the request so far.
+    struct AttemptContext: Sendable {
+        var number: Int
+        var previousFailure: ProviderError?
+        var trace: [AttemptRecord]
+    }
+
+    /// Orders the candidates of one request.
+    func plan(_ options: RequestOptions) -> [Int] {
+        var candidates = Array(entries.indices)
+        if let names = options.providers {
+            candidates = names.flatMap { name in
+                entries.indices.filter { entries[$0].provider.name == name || entries[$0].provider.kind == name }
+            }
+            var seen = Set<Int>()
+            candidates = candidates.filter { seen.insert($0).inserted }
+        }
+        let strategy = configuration.strategy
+        let latencies: [Double?]
+        if case .latency = strategy.base {
+            latencies = health.latencies(now: clock.now())
+        } else {
+            latencies = []
+        }
+        var ordered = routing.withLock { state -> [Int] in
+            state.counter &+= 1
+            return Router.order(
+                candidates,
+                strategy: strategy,
+                weights: entries.map(\.provider.weight),
+                latencies: latencies,
+                counter: state.counter &- 1,
+                random: &state.random
+            )
+        }
+        if !options.allowFailover, let first = ordered.first { ordered = [first] }
+        return ordered
+    }
+
+    func execute<Value: Sendable>(options: RequestOptions, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
+        requestCounter.increment()
+        let start = clock.now()
+        let overallDeadline = (options.timeout ?? configuration.requestTimeout).map { start + $0 }
+        var queue = plan(options)[...]
+        var trace: [AttemptRecord] = []
+        var failures: [ProviderError] = []
+        var skipped: [SkippedProvider] = []
+        var skippedOpen: [(index: Int, until: Duration)] = []
+        var previous: (index: Int, error: ProviderError)?
+        var deadlineExceeded = false
+        var triedAny = false
+
+        candidates: while true {
+            try Task.checkCancellation()
+            var now = clock.now()
+            let index: Int
+            var isProbe: Bool
+            if let next = queue.popFirst() {
+                switch health.admit(next, now: now) {
+                case .allowed:
+                    isProbe = false
+                case .probe:
+                    isProbe = true
+                case .rejected(let until, let reason):
+                    let skip = SkippedProvider(provider: entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
+                    skipped.append(skip)
+                    if reason == .circuitOpen { skippedOpen.append((next, until)) }
+                    emit(.skipped(skip))
+                    continue candidates
+                }
+                index = next
+            } else if !triedAny, let soonest = skippedOpen.min(by: { $0.until < $1.until }) {
+                // Every provider is open: rather than fail without trying, probe the one that reopens soonest.
+                health.forceProbe(soonest.index, now: now)
+                skippedOpen.removeAll()
+                index = soonest.index
+                isProbe = true
+            } else {
+                break candidates
+            }
+            triedAny = true
+            let entry = entries[index]
+            if let previous {
+                failover(from: entries[previous.index].provider, to: entry.provider, error: previous.error)
+            }
+            let resolved: ResolvedProvider
+            switch entry.resolved {
+            case .success(let value):
+                resolved = value
+            case .failure(let error):
+                trace.append(AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: 1, outcome: .failure(error.kind), duration: .zero, message: error.message))
+                failures.append(error)
+                _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: error)
+                previous = (index, error)
+                continue candidates
+            }
+
+            var retry = 0
+            while true {
+                now = clock.now()
+                if let overallDeadline, now >= overallDeadline {
+                    deadlineExceeded = true
+                    if isProbe { _ = health.record(index, outcome: .neutral, wasProbe: true, now: now, latency: nil, error: nil) }
+                    break candidates
+                }
+                var timeout = entry.provider.timeout
+                if let limit = configuration.timeout { timeout = min(timeout, limit) }
+                if let overallDeadline { timeout = min(timeout, overallDeadline - now) }
+                emit(.attemptStarted(provider: entry.provider, number: retry + 1))
+                let context = AttemptContext(number: trace.count + 1, previousFailure: previous?.error, trace: trace)
+                let attemptStart = clock.now()
+                let result = await withSpan("llm_fallback.attempt", ofKind: .client) { attemptSpan in
+                    attemptSpan.attributes["llm_fallback.provider"] = entry.provider.name
+                    attemptSpan.attributes["llm_fallback.model"] = entry.provider.model
+                    attemptSpan.attributes["llm_fallback.attempt"] = retry + 1
+                    let result = await attempt(entry, resolved, timeout, context)
+                    if case .failure(let error, _) = result {
+                        attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
+                    }
+                    return result
+                }
+                now = clock.now()
+                let duration = now - attemptStart
+
+                switch result {
+                case .success(let value, let latency):
+                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .success, duration: duration)
+                    trace.append(record)
+                    let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
+                    observe(entry: entry, record: record, breakerChange: change, error: nil)
+                    span.attributes["llm_fallback.failovers"] = failures.count
+                    return Outcome(value: value, index: index, latency: duration, trace: trace)
+
+                case .cancelled:
+                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .cancelled, duration: duration)
+                    trace.append(record)
+                    _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: nil)
+                    emit(.attemptFinished(provider: entry.provider, record: record))
+                    throw CancellationError()
+
+                case .fatal(var error, let thrown):
+                    error = entry.redact(error)
+                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
+                    trace.append(record)
+                    let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
+                    observe(entry: entry, record: record, breakerChange: change, error: error)
+                    if var interrupted = thrown as? StreamInterrupted {
+                        interrupted.trace = trace
+                        throw interrupted
+                    }
+                    throw thrown
+
+                case .failure(var error, let forceFailover):
+                    error = entry.redact(error)
+                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
+                    trace.append(record)
+                    let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
+                    observe(entry: entry, record: record, breakerChange: change, error: error)
+                    if let retryAfter = error.retryAfter {
+                        health.setNotBefore(index, now + retryAfter)
+                    }
+                    var action = configuration.failurePolicy.action(for: error)
+                    if forceFailover && action == .stop { action = .failover }
+                    switch action {
+                    case .stop:
+                        throw error
+                    case .failoverAndSuspend:
+                        if let change = health.suspend(index, until: now + configuration.circuitBreaker.recoveryTimeout) {
+                            emit(.breakerChanged(provider: entry.provider, state: change))
+                        }
+                    case .failover:
+                        break
+                    case .retry:
+                        let wasProbe = isProbe
+                        isProbe = false
+                        if retry < entry.provider.maxRetries && !wasProbe && change != .open {
+                            let delay: Duration
+                            if let retryAfter = error.retryAfter {
+                                delay = retryAfter
+                            } else {
+                                delay = routing.withLock { configuration.retry.delay(forRetry: retry + 1, using: &$0.random) }
+                            }
+                            let fits = overallDeadline.map { now + delay < $0 } ?? true
+                            let acceptable = error.retryAfter.map { $0 <= configuration.retry.maxRetryAfterWait } ?? true
+                            if fits && acceptable {
+                                retry += 1
+                                if delay > .zero {
+                                    try await clock.sleep(until: now + delay)
+                                }
+                                if error.retryAfter != nil {
+                                    // The wait is over for this request; the provider's window has passed.
+                                }
+                                continue
+                            }
+                        }
+                    }
+                    failures.append(error)
+                    previous = (index, error)
+                    continue candidates
+                }
+            }
+        }
+        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+        let failed = AllProvidersFailed(failures: failures, trace: trace, deadlineExceeded: deadlineExceeded, skipped: skipped)
+        logger.error("all providers failed", metadata: ["error": "\(failed)"])
+        throw failed
+    }
+
+    func failover(from: Provider, to: Provider, error: ProviderError) {
+        failoverCounter.increment()
+        Counter(label: "llm_fallback_provider_failovers_total", dimensions: [("from", from.name), ("to", to.name), ("class", error.kind.label)]).increment()
+        logger.warning(
+            "failing over",
+            metadata: ["from": "\(from.name)", "to": "\(to.name)", "class": "\(error.kind.label)", "status": "\(error.status.map(String.init) ?? "-")"]
+        )
+        if let onFailover {
+            callbacks.dispatch { onFailover(from, to, error) }
+        }
+    }
+
+    func observe(entry: ChainEntry, record: AttemptRecord, breakerChange: CircuitBreaker.State?, error: ProviderError?) {
+        entry.metrics.attempts.increment()
+        entry.metrics.duration.recordNanoseconds(Int64(record.duration.milliseconds * 1_000_000))
+        if let error {
+            Counter(
+                label: "llm_fallback_errors_total",
+                dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("class", error.kind.label)]
+            ).increment()
+        } else {
+            entry.metrics.successes.increment()
+        }
+        logger.debug(
+            "attempt finished",
+            metadata: [
+                "provider": "\(entry.provider.name)",
+                "attempt": "\(record.number)",
+                "outcome": "\(error.map { $0.kind.label } ?? "success")",
+                "status": "\(record.status.map(String.init) ?? "-")",
+                "duration_ms": "\(String(format: "%.1f", record.duration.milliseconds))",
+            ]
+        )
+        emit(.attemptFinished(provider: entry.provider, record: record))
+        if let breakerChange {
+            entry.metrics.breakerState.record(breakerChange.gaugeValue)
+            Counter(
+                label: "llm_fallback_breaker_transitions_total",
+                dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("state", breakerChange.description)]
+            ).increment()
+            logger.notice("circuit breaker \(breakerChange)", metadata: ["provider": "\(entry.provider.name)"])
+            emit(.breakerChanged(provider: entry.provider, state: breakerChange))
+        }
+    }
+
+    func emit(_ event: Event) {
+        guard let onEvent else { return }
+        callbacks.dispatch { onEvent(event) }
+    }
+
+    // MARK: - One chat attempt
+
+    func chatAttempt(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
+        let deadline = clock.now() + timeout
+        let started = clock.now()
+        return await withTaskGroup(of: AttemptResult<ChatResponse>?.self) { group in
+            group.addTask {
+                await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
+            }
+            group.addTask {
+                do {
+                    try await self.clock.sleep(until: deadline)
+                } catch {
+                    return nil
+                }
+                return .failure(ProviderError(.timeout, message: "no complete answer within \(formatDuration(timeout))"), forceFailover: false)
+            }
+            var first: AttemptResult<ChatResponse>?
+            while first == nil, let next = await group.next() {
+                first = next
+            }
+            group.cancelAll()
+            guard case .success(let response, _) = first else { return first ?? .cancelled }
+            return .success(response, latency: self.clock.now() - started)
+        }
+    }
+
+    func performChat(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
+        do {
+            let parts = try entry.adapter.makeRequest(request, for: resolved, stream: false)
+            let response = try await transport.send(parts, timeout: timeout)
+            guard (200..<300).contains(response.status) else {
+                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                if Task.isCancelled { return .cancelled }
+                return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
+            }
+            let body = try await response.body.collect(upTo: configuration.maxResponseBytes)
+            let decoded = try entry.adapter.decodeResponse(body, headers: response.headers, for: resolved)
+            return .success(decoded, latency: .zero)
+        } catch let error as ProviderError {
+            if Task.isCancelled { return .cancelled }
+            return .failure(error, forceFailover: false)
+        } catch is CancellationError {
+            return .cancelled
+        } catch {
+            if Task.isCancelled { return .cancelled }
+            return .failure(ProviderError(.connection, message: String(describing: error)), forceFailover: false)
+        }
+    }
+}
+
+extension CircuitBreaker.State {
+    var gaugeValue: Double {
+        switch self {
+        case .closed: return 0
+        case .halfOpen: return 1
+        case .open: return 2
+        }
+    }
+}
+
+// MARK: - Entries, clock, callbacks
+
+/// One provider of a chain, resolved once, with its adapter and metrics.
+struct ChainEntry: Sendable {
+    struct Metrics: Sendable {
+        let attempts: Counter
+        let successes: Counter
+        let duration: Timer
+        let breakerState: Gauge
+    }
+
+    let index: Int
+    let provider: Provider
+    let resolved: Result<ResolvedProvider, ProviderError>
+    let adapter: any ProviderAdapter
+    let metrics: Metrics
+
+    init(index: Int, provider: Provider, environment: [String: String]) {
+        self.index = index
+        self.provider = provider
+        do {
+            let resolved = try provider.resolved(environment: environment)
+            self.resolved = .success(resolved)
+            self.adapter = resolved.kind.wireFormat.adapter
+        } catch {
+            self.resolved = .failure(error)
+            self.adapter = OpenAIAdapter()
+        }
+        let dimensions = [("provider", provider.name), ("model", provider.model)]
+        self.metrics = Metrics(
+            attempts: Counter(label: "llm_fallback_attempts_total", dimensions: dimensions),
+            successes: Counter(label: "llm_fallback_successes_total", dimensions: dimensions),
+            duration: Timer(label: "llm_fallback_attempt_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds),
+            breakerState: Gauge(label: "llm_fallback_breaker_state", dimensions: dimensions)
+        )
+    }
+
+    /// Removes the key from an error's message, whatever the provider echoed.
+    func redact(_ error: ProviderError) -> ProviderError {
+        var error = error
+        error.provider = provider.name
+        if case .success(let resolved) = resolved, let key = resolved.apiKey, key.count >= 4, error.message.contains(key) {
+            error.message = error.message.replacingOccurrences(of: key, with: "<redacted>")
+        }
+        return error
+    }
+}
+
+/// A type-erased clock measured as offsets from the chain's creation.
+struct ChainClock: Sendable {
+    let now: @Sendable () -> Duration
+    let sleepUntil: @Sendable (Duration) async throws -> Void
+
+    init<C: Clock>(_ clock: C) where C.Duration == Duration {
+        let origin = clock.now
+        now = { origin.duration(to: clock.now) }
+        sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
+    }
+
+    func sleep(until offset: Duration) async throws {
+        try await sleepUntil(offset)
+    }
+}
+
+/// Runs callbacks in order on one task of their own, so a slow callback never blocks a request.
+final class CallbackDispatcher: Sendable {
+    private let continuation: AsyncStream<@Sendable () -> Void>.Continuation
+    private let stream: AsyncStream<@Sendable () -> Void>
+    private let started = Mutex(false)
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+    }
+
+    func dispatch(_ work: @escaping @Sendable () -> Void) {
+        let start = started.withLock { started -> Bool in
+            defer { started = true }
+            return !started
+        }
+        if start {
+            let stream = self.stream
+            Task.detached {
+                for await work in stream { work() }
+            }
+        }
+        continuation.yield(work)
+    }
+
+    deinit {
+        continuation.finish()
+    }
+}

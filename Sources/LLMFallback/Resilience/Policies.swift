@@ -1,0 +1,125 @@
+/// What the chain does after a failure of a given class.
+public struct FailurePolicy: Sendable {
+    /// The chain's reaction to one failure.
+    public enum Action: Hashable, Sendable, CustomStringConvertible {
+        /// Retry the same provider (up to its `maxRetries`, with backoff), then fail over.
+        case retry
+        /// Move on to the next provider at once.
+        case failover
+        /// Move on, and skip this provider in every request until its recovery timeout (a refused key).
+        case failoverAndSuspend
+        /// Stop and surface the error to the caller.
+        case stop
+
+        public var description: String {
+            switch self {
+            case .retry: return "retry"
+            case .failover: return "fail over"
+            case .failoverAndSuspend: return "fail over and suspend the provider"
+            case .stop: return "stop"
+            }
+        }
+    }
+
+    /// The action per error class; classes missing here fail over.
+    public var actions: [ProviderError.Kind: Action]
+
+    /// Creates a policy from a table.
+    public init(actions: [ProviderError.Kind: Action]) {
+        self.actions = actions
+    }
+
+    /// The documented default:
+    ///
+    /// | class | action |
+    /// |---|---|
+    /// | rate limited, overloaded, server error, connection | retry, then fail over |
+    /// | timeout | fail over (a provider that hangs costs one timeout, not `maxRetries` of them) |
+    /// | authentication, permission denied, not found, misconfigured | fail over and suspend until recovery |
+    /// | context length exceeded, invalid response | fail over |
+    /// | content filtered, invalid request | stop and surface the provider's reason |
+    ///
+    /// A rate limit or overload that the provider marks as not transient (an exhausted quota) fails over and
+    /// suspends the provider instead of retrying.
+    public static let `default` = FailurePolicy(actions: [
+        .rateLimited: .retry,
+        .overloaded: .retry,
+        .serverError: .retry,
+        .connection: .retry,
+        .timeout: .failover,
+        .authentication: .failoverAndSuspend,
+        .permissionDenied: .failoverAndSuspend,
+        .notFound: .failoverAndSuspend,
+        .misconfigured: .failoverAndSuspend,
+        .contextLengthExceeded: .failover,
+        .invalidResponse: .failover,
+        .contentFiltered: .stop,
+        .invalidRequest: .stop,
+    ])
+
+    /// The default, except that content-filtered and invalid requests fail over too.
+    public static let failoverOnClientErrors: FailurePolicy = {
+        var policy = FailurePolicy.default
+        policy.actions[.contentFiltered] = .failover
+        policy.actions[.invalidRequest] = .failover
+        return policy
+    }()
+
+    /// The action for `error`.
+    public func action(for error: ProviderError) -> Action {
+        let action = actions[error.kind] ?? .failover
+        if action == .retry && !error.isTransient { return .failoverAndSuspend }
+        return action
+    }
+}
+
+/// Exponential backoff with full jitter between retries of one provider.
+public struct RetryPolicy: Hashable, Sendable {
+    /// The first retry's delay ceiling.
+    public var baseDelay: Duration
+    /// The largest delay.
+    public var maxDelay: Duration
+    /// Growth per retry.
+    public var multiplier: Double
+    /// Whether the delay is drawn uniformly from zero to the ceiling ("full jitter"); `false` waits the ceiling.
+    public var jitter: Bool
+    /// The longest `Retry-After` the chain waits for on the same provider; longer ones fail over at once.
+    public var maxRetryAfterWait: Duration
+
+    /// Creates a policy.
+    public init(
+        baseDelay: Duration = .milliseconds(250),
+        maxDelay: Duration = .seconds(8),
+        multiplier: Double = 2,
+        jitter: Bool = true,
+        maxRetryAfterWait: Duration = .seconds(10)
+    ) {
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.multiplier = multiplier
+        self.jitter = jitter
+        self.maxRetryAfterWait = maxRetryAfterWait
+    }
+
+    /// No waiting between retries (tests, or callers who want the fastest failover).
+    public static let immediate = RetryPolicy(baseDelay: .zero, maxDelay: .zero, jitter: false)
+
+    /// The delay before retry number `retry` (1 for the first retry).
+    public func delay(forRetry retry: Int, using generator: inout some RandomNumberGenerator) -> Duration {
+        let ceilingMs = min(maxDelay.milliseconds, baseDelay.milliseconds * pow(multiplier, Double(max(0, retry - 1))))
+        guard ceilingMs > 0 else { return .zero }
+        let ms = jitter ? Double.random(in: 0...ceilingMs, using: &generator) : ceilingMs
+        return .milliseconds(ms)
+    }
+}
+
+private func pow(_ base: Double, _ exponent: Double) -> Double {
+    var result = 1.0
+    var remaining = Int(exponent)
+    while remaining > 0 {
+        result *= base
+        remaining -= 1
+    }
+    return result
+}
+
