@@ -1,0 +1,504 @@
+import Foundation
+import LLMFallbackTesting
+import Synchronization
+import Testing
+
+@testable import LLMFallback
+
+/// Collects values from `@Sendable` callbacks.
+final class Recorder<Value: Sendable>: Sendable {
+    private let values = Mutex<[Value]>([])
+    private let waiters = Mutex<[(Int, CheckedContinuation<Void, Never>)]>([])
+    func append(_ value: Value) {
+        let ready = values.withLock { values -> [CheckedContinuation<Void, Never>] in
+            values.append(value)
+            let count = values.count
+            return waiters.withLock { waiters in
+                let ready = waiters.filter { $0.0 <= count }.map(\.1)
+                waiters.removeAll { $0.0 <= count }
+                return ready
+            }
+        }
+        for continuation in ready { continuation.resume() }
+    }
+    var all: [Value] { values.withLock { $0 } }
+    func wait(for count: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = values.withLock { values in
+                if values.count >= count { return true }
+                waiters.withLock { $0.append((count, continuation)) }
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+}
+
+func withServer(_ body: (MockLLMServer) async throws -> Void) async throws {
+    let server = try await MockLLMServer.start()
+    do {
+        try await body(server)
+    } catch {
+        try? await server.shutdown()
+        throw error
+    }
+    try await server.shutdown()
+}
+
+extension MockLLMServer {
+    func openAI(_ model: String, maxRetries: Int = 0, timeout: Duration = .seconds(30), key: String = "sk-test-key") -> Provider {
+        var provider = Provider("openai", model: model, apiKey: key, baseURL: openAIBaseURL, timeout: timeout, maxRetries: maxRetries)
+        provider.name = model
+        return provider
+    }
+}
+
+func config(
+    threshold: Int = 5,
+    recovery: Duration = .seconds(60),
+    requestTimeout: Duration? = nil,
+    policy: FailurePolicy = .default
+) -> FallbackChain.Configuration {
+    FallbackChain.Configuration(
+        circuitBreaker: .init(failureThreshold: threshold, recoveryTimeout: recovery),
+        requestTimeout: requestTimeout,
+        retry: .immediate,
+        failurePolicy: policy,
+        randomSeed: 1
+    )
+}
+
+@Suite struct FallbackChainTests {
+    @Test func singleProviderAnswersAndSendsTheRealShape() async throws {
+        try await withServer { server in
+            server.script("gpt-4o", .text("Paris is the capital."))
+            let chain = FallbackChain([server.openAI("gpt-4o")], configuration: config())
+            let response = try await chain.chat("What is the capital of France?", system: "Be brief.")
+            #expect(response.content == "Paris is the capital.")
+            #expect(response.provider == "openai")
+            #expect(response.model == "gpt-4o")
+            #expect(response.attempts == 1)
+            #expect(response.latency > .zero)
+            #expect(response.usage != nil)
+            let sent = try #require(server.requests(for: "gpt-4o").first)
+            #expect(sent.path == "/v1/chat/completions")
+            #expect(sent.header("authorization") == "Bearer sk-test-key")
+            let json = try JSONValue(parsing: sent.bodyText)
+            #expect(json["messages"] == [["role": "system", "content": "Be brief."], ["role": "user", "content": "What is the capital of France?"]])
+        }
+    }
+
+    @Test func failsOverOnServerErrorAndReportsIt() async throws {
+        try await withServer { server in
+            server.script("primary", .status(500))
+            server.script("backup", .text("from backup"))
+            let failovers = Recorder<String>()
+            let chain = FallbackChain(
+                [server.openAI("primary"), server.openAI("backup")],
+                configuration: config(),
+                onFailover: { from, to, error in failovers.append("\(from) -> \(to): \(error.kind)") }
+            )
+            let response = try await chain.chat("hi")
+            #expect(response.content == "from backup")
+            #expect(response.providerName == "backup")
+            #expect(response.attempts == 2)
+            #expect(response.trace.map(\.outcome) == [.failure(.serverError), .success])
+            #expect(response.trace.first?.status == 500)
+            await failovers.wait(for: 1)
+            #expect(failovers.all == ["primary -> backup: server error"])
+        }
+    }
+
+    @Test func retriesTransientFailuresUpToMaxRetries() async throws {
+        try await withServer { server in
+            server.script("primary", [.status(503), .status(500), .text("third time lucky")])
+            let chain = FallbackChain([server.openAI("primary", maxRetries: 2), server.openAI("backup")], configuration: config())
+            let response = try await chain.chat("hi")
+            #expect(response.content == "third time lucky")
+            #expect(response.attempts == 3)
+            #expect(server.requests(for: "primary").count == 3)
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func retryBudgetThenFailover() async throws {
+        try await withServer { server in
+            server.script("primary", .status(503))
+            let chain = FallbackChain([server.openAI("primary", maxRetries: 2), server.openAI("backup")], configuration: config())
+            let response = try await chain.chat("hi")
+            #expect(response.providerName == "backup")
+            #expect(server.requests(for: "primary").count == 3)
+            #expect(response.trace.map(\.number) == [1, 2, 3, 1])
+        }
+    }
+
+    @Test func backoffWaitsOnTheClock() async throws {
+        try await withServer { server in
+            server.script("primary", [.status(500), .text("ok")])
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.retry = RetryPolicy(baseDelay: .seconds(1), jitter: false)
+            let chain = FallbackChain([server.openAI("primary", maxRetries: 1)], configuration: configuration, clock: clock)
+            async let response = chain.chat("hi")
+            await server.waitForRequests(1, model: "primary")
+            // The attempt's deadline timer plus the backoff sleep.
+            while clock.nextDeadline != clock.now.advanced(by: .seconds(1)) { await Task.yield() }
+            #expect(server.requests(for: "primary").count == 1)
+            clock.advance(by: .seconds(1))
+            let value1 = try await response.content
+            #expect(value1 == "ok")
+            #expect(server.requests(for: "primary").count == 2)
+        }
+    }
+
+    @Test func longRetryAfterFailsOverAndIsHonouredByLaterRequests() async throws {
+        try await withServer { server in
+            server.script("primary", [.status(429, headers: ["retry-after": "30"]), .text("primary again")])
+            server.script("backup", .text("backup"))
+            let clock = ManualClock()
+            let chain = FallbackChain([server.openAI("primary", maxRetries: 3), server.openAI("backup")], configuration: config(), clock: clock)
+            let first = try await chain.chat("hi")
+            #expect(first.providerName == "backup")
+            #expect(first.trace.first?.outcome == .failure(.rateLimited))
+            #expect(server.requests(for: "primary").count == 1)
+
+            clock.advance(by: .seconds(29))
+            let second = try await chain.chat("hi")
+            #expect(second.providerName == "backup")
+            #expect(server.requests(for: "primary").count == 1)  // not tried before its Retry-After
+
+            clock.advance(by: .seconds(1))
+            let third = try await chain.chat("hi")
+            #expect(third.providerName == "primary")
+        }
+    }
+
+    @Test func shortRetryAfterIsWaitedOnTheSameProvider() async throws {
+        try await withServer { server in
+            server.script("primary", [.status(429, headers: ["retry-after-ms": "2000"]), .text("after the wait")])
+            let clock = ManualClock()
+            let chain = FallbackChain([server.openAI("primary", maxRetries: 1), server.openAI("backup")], configuration: config(), clock: clock)
+            async let response = chain.chat("hi")
+            await server.waitForRequests(1, model: "primary")
+            while clock.nextDeadline != clock.now.advanced(by: .seconds(2)) { await Task.yield() }
+            clock.advance(by: .seconds(2))
+            let answer = try await response
+            #expect(answer.content == "after the wait")
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func retryAfterLongerThanTheDeadlineFailsOverAtOnce() async throws {
+        try await withServer { server in
+            server.script("primary", .status(429, headers: ["retry-after": "5"]))
+            server.script("backup", .text("backup"))
+            let chain = FallbackChain(
+                [server.openAI("primary", maxRetries: 3), server.openAI("backup")],
+                configuration: config(requestTimeout: .seconds(3)),
+                clock: ManualClock()
+            )
+            let response = try await chain.chat("hi")
+            #expect(response.providerName == "backup")
+            #expect(server.requests(for: "primary").count == 1)
+        }
+    }
+
+    @Test func authenticationFailureSuspendsTheProvider() async throws {
+        try await withServer { server in
+            server.script("primary", .status(401, message: "Incorrect API key provided: sk-test-key"))
+            server.script("backup", .text("backup"))
+            let clock = ManualClock()
+            let chain = FallbackChain(
+                [server.openAI("primary", maxRetries: 3), server.openAI("backup")],
+                configuration: config(recovery: .seconds(60)),
+                clock: clock
+            )
+            let first = try await chain.chat("hi")
+            #expect(first.providerName == "backup")
+            #expect(server.requests(for: "primary").count == 1)  // never retried
+            _ = try await chain.chat("hi")
+            #expect(server.requests(for: "primary").count == 1)  // skipped while suspended
+            let report = chain.healthReport()
+            #expect(report[0].state == .open)
+            #expect(report[0].reopensIn == .seconds(60))
+            #expect(report[0].lastError?.contains("sk-test-key") == false)
+            clock.advance(by: .seconds(60))
+            _ = try await chain.chat("hi")
+            #expect(server.requests(for: "primary").count == 2)
+        }
+    }
+
+    @Test func contextLengthFailsOverWithoutRetry() async throws {
+        try await withServer { server in
+            server.script("small", .status(400, message: "This model's maximum context length is 8192 tokens", code: "context_length_exceeded"))
+            server.script("large", .text("large"))
+            let chain = FallbackChain([server.openAI("small", maxRetries: 3), server.openAI("large")], configuration: config())
+            let response = try await chain.chat("a very long prompt")
+            #expect(response.providerName == "large")
+            #expect(server.requests(for: "small").count == 1)
+            #expect(chain.healthReport()[0].consecutiveFailures == 0)  // a client error says nothing about health
+        }
+    }
+
+    @Test func contentFilterStopsByDefault() async throws {
+        try await withServer { server in
+            server.script("primary", .status(400, message: "flagged by the content filter", code: "content_filter"))
+            let chain = FallbackChain([server.openAI("primary"), server.openAI("backup")], configuration: config())
+            await #expect {
+                try await chain.chat("hi")
+            } throws: { error in
+                guard let error = error as? ProviderError else { return false }
+                return error.kind == .contentFiltered && error.message.contains("content filter") && error.provider == "primary"
+            }
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func clientErrorsFailOverWhenAsked() async throws {
+        try await withServer { server in
+            server.script("primary", .status(400, message: "bad request"))
+            server.script("backup", .text("backup"))
+            let chain = FallbackChain([server.openAI("primary"), server.openAI("backup")], configuration: config(policy: .failoverOnClientErrors))
+            let value2 = try await chain.chat("hi").providerName
+            #expect(value2 == "backup")
+        }
+    }
+
+    @Test func aHungProviderCostsOneTimeout() async throws {
+        try await withServer { server in
+            server.script("primary", .hang)
+            server.script("backup", .text("backup"))
+            let clock = ManualClock()
+            let chain = FallbackChain(
+                [server.openAI("primary", maxRetries: 3, timeout: .seconds(10)), server.openAI("backup")],
+                configuration: config(),
+                clock: clock
+            )
+            async let response = chain.chat("hi")
+            await server.waitForRequests(1, model: "primary")
+            await clock.waitForSleepers(1)
+            clock.advance(by: .seconds(10))
+            let answer = try await response
+            #expect(answer.providerName == "backup")
+            #expect(answer.trace.first?.outcome == .failure(.timeout))
+            #expect(server.requests(for: "primary").count == 1)
+            await server.waitForAbandonedRequests(1)  // the hung request was cancelled, its connection closed
+        }
+    }
+
+    @Test func overallDeadlineBoundsEverything() async throws {
+        try await withServer { server in
+            server.script("primary", .hang)
+            server.script("backup", .hang)
+            let clock = ManualClock()
+            let chain = FallbackChain(
+                [server.openAI("primary", timeout: .seconds(30)), server.openAI("backup", timeout: .seconds(30))],
+                configuration: config(requestTimeout: .seconds(5)),
+                clock: clock
+            )
+            let response = Task { try await chain.chat("hi") }
+            await server.waitForRequests(1, model: "primary")
+            await clock.waitForSleepers(1)
+            #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(5)))  // the attempt got only the time left
+            clock.advance(by: .seconds(5))
+            await #expect {
+                try await response.value
+            } throws: { error in
+                guard let error = error as? AllProvidersFailed else { return false }
+                return error.deadlineExceeded && error.failures.map(\.kind) == [.timeout]
+            }
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func cancellationStopsAtOnceWithoutPenalty() async throws {
+        try await withServer { server in
+            server.script("primary", .hang)
+            server.script("backup", .text("backup"))
+            let chain = FallbackChain([server.openAI("primary"), server.openAI("backup")], configuration: config(threshold: 1), clock: ManualClock())
+            let task = Task { try await chain.chat("hi") }
+            await server.waitForRequests(1, model: "primary")
+            task.cancel()
+            await #expect(throws: CancellationError.self) { try await task.value }
+            await server.waitForAbandonedRequests(1)
+            #expect(server.requests(for: "backup").isEmpty)
+            #expect(chain.healthReport()[0].state == .closed)
+            #expect(chain.healthReport()[0].consecutiveFailures == 0)
+        }
+    }
+
+    @Test func breakerOpensProbesOnceAndRecovers() async throws {
+        try await withServer { server in
+            server.script("primary", .status(500))
+            server.script("backup", .text("backup"))
+            let clock = ManualClock()
+            let chain = FallbackChain(
+                [server.openAI("primary", timeout: .seconds(5)), server.openAI("backup")],
+                configuration: config(threshold: 2, recovery: .seconds(60)),
+                clock: clock
+            )
+            _ = try await chain.chat("1")
+            _ = try await chain.chat("2")
+            #expect(chain.healthReport()[0].state == .open)
+            _ = try await chain.chat("3")
+            #expect(server.requests(for: "primary").count == 2)  // skipped while open
+
+            // Half-open: many concurrent requests, exactly one probe reaches the server.
+            clock.advance(by: .seconds(60))
+            server.script("primary", .hang)
+            let probe = Task { try await chain.chat("probe") }
+            await server.waitForRequests(3, model: "primary")
+            try await withThrowingTaskGroup(of: ChatResponse.self) { group in
+                for index in 0..<20 { group.addTask { try await chain.chat("concurrent \(index)") } }
+                for try await response in group { #expect(response.providerName == "backup") }
+            }
+            #expect(server.requests(for: "primary").count == 3)
+
+            // The probe times out: the breaker re-opens with a fresh timeout.
+            await clock.waitForSleepers(1)
+            clock.advance(by: .seconds(5))
+            let value3 = try await probe.value.providerName
+            #expect(value3 == "backup")
+            #expect(chain.healthReport()[0].state == .open)
+            #expect(chain.healthReport()[0].reopensIn == .seconds(60))
+
+            // Recovery: the next probe succeeds and closes the breaker.
+            server.script("primary", .text("primary is back"))
+            clock.advance(by: .seconds(60))
+            let value4 = try await chain.chat("4").providerName
+            #expect(value4 == "primary")
+            #expect(chain.healthReport()[0].state == .closed)
+        }
+    }
+
+    @Test func whenEveryBreakerIsOpenTheSoonestIsTried() async throws {
+        try await withServer { server in
+            server.script("a", .status(500))
+            server.script("b", .status(500))
+            let clock = ManualClock()
+            let chain = FallbackChain([server.openAI("a"), server.openAI("b")], configuration: config(threshold: 1, recovery: .seconds(60)), clock: clock)
+            _ = try? await chain.chat("open a")  // a fails, opens at 0; b fails, opens at 0
+            clock.advance(by: .seconds(10))
+            server.script("a", .status(500))
+            _ = try? await chain.chat("nothing admitted: probes the soonest")
+            // Both reopen at 60; a is first in order and was the soonest.
+            #expect(server.requests(for: "a").count == 2)
+            #expect(server.requests(for: "b").count == 1)
+            // a re-opened at 70 now; b reopens at 60, so b is the soonest.
+            server.script("b", .text("b answers"))
+            let response = try await chain.chat("probe soonest")
+            #expect(response.providerName == "b")
+        }
+    }
+
+    @Test func twoEntriesOfOneKindHaveSeparateHealth() async throws {
+        try await withServer { server in
+            server.script("gpt-4o", .status(500))
+            server.script("gpt-4o-mini", .text("mini"))
+            let chain = FallbackChain([server.openAI("gpt-4o"), server.openAI("gpt-4o-mini")], configuration: config(threshold: 1))
+            _ = try await chain.chat("hi")
+            let report = chain.healthReport()
+            #expect(report[0].state == .open)
+            #expect(report[1].state == .closed)
+            #expect(report[1].successes == 1)
+        }
+    }
+
+    @Test func allProvidersFailedReadsWell() async throws {
+        try await withServer { server in
+            server.script("a", .status(429, headers: ["retry-after": "2"]))
+            server.script("b", .status(503))
+            let chain = FallbackChain([server.openAI("a"), server.openAI("b")], configuration: config())
+            do {
+                _ = try await chain.chat("hi")
+                Issue.record("expected a failure")
+            } catch let error as AllProvidersFailed {
+                #expect(error.failures.map(\.kind) == [.rateLimited, .overloaded])
+                let text = "\(error)"
+                #expect(text.contains("a: rate limited (429), retry after 2s"))
+                #expect(text.contains("b: overloaded (503)"))
+                #expect(!text.contains("sk-test-key"))
+            }
+        }
+    }
+
+    @Test func misconfiguredProviderFailsOverWithAClearError() async throws {
+        try await withServer { server in
+            server.script("backup", .text("backup"))
+            let chain = FallbackChain([Provider("nonesuch", model: "x", apiKey: "k"), server.openAI("backup")], configuration: config())
+            let response = try await chain.chat("hi")
+            #expect(response.providerName == "backup")
+            #expect(response.trace.first?.outcome == .failure(.misconfigured))
+        }
+    }
+
+    @Test func keysNeverAppearInErrors() async throws {
+        try await withServer { server in
+            server.script("a", .status(401, message: "Incorrect API key provided: sk-test-key. Check it."))
+            let chain = FallbackChain([server.openAI("a")], configuration: config())
+            do {
+                _ = try await chain.chat("hi")
+            } catch {
+                #expect(!"\(error)".contains("sk-test-key"))
+                #expect("\(error)".contains("<redacted>"))
+            }
+        }
+    }
+
+    @Test func requestOptionsRestrictAndDisableFailover() async throws {
+        try await withServer { server in
+            server.script("a", .status(500))
+            server.script("b", .text("b"))
+            let chain = FallbackChain([server.openAI("a"), server.openAI("b")], configuration: config())
+            let onlyB = try await chain.chat(ChatRequest(messages: [.user("hi")]), options: .init(providers: ["b"]))
+            #expect(onlyB.providerName == "b")
+            #expect(server.requests(for: "a").isEmpty)
+            await #expect(throws: AllProvidersFailed.self) {
+                try await chain.chat(ChatRequest(messages: [.user("hi")]), options: .init(allowFailover: false))
+            }
+        }
+    }
+
+    @Test func thousandsOfConcurrentChatsWithRandomFaults() async throws {
+        try await withServer { server in
+            var generator = SeededGenerator(seed: 7)
+            for model in ["a", "b", "c"] {
+                let script: [MockBehavior] = (0..<400).map { _ in
+                    switch Int.random(in: 0..<6, using: &generator) {
+                    case 0: return .status(500)
+                    case 1: return .status(429)
+                    case 2: return .reset
+                    default: return .text("ok from \(model)")
+                    }
+                }
+                server.script(model, script + [.text("ok")])
+            }
+            let chain = FallbackChain(
+                [server.openAI("a", maxRetries: 1), server.openAI("b", maxRetries: 1), server.openAI("c", maxRetries: 1)],
+                configuration: config(threshold: 5, recovery: .milliseconds(50), requestTimeout: .seconds(20))
+            )
+            let started = ContinuousClock.now
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<2000 {
+                    group.addTask {
+                        do {
+                            _ = try await chain.chat("request \(index)")
+                            return true
+                        } catch is AllProvidersFailed {
+                            return false
+                        }
+                    }
+                }
+                var answers = 0
+                for try await answered in group where answered { answers += 1 }
+                return answers
+            }
+            #expect(ContinuousClock.now - started < .seconds(60))
+            #expect(results > 1500)
+            let report = chain.healthReport()
+            let attempts = report.reduce(0) { $0 + $1.attempts }
+            #expect(attempts == server.requests.count)
+            #expect(report.reduce(0) { $0 + $1.successes } == results)
+        }
+    }
+}
