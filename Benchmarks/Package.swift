@@ -1,0 +1,62 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// The benchmarks of llm-fallback: a package of its own, so `swift test` of the main package never builds
+// ordo-one/benchmark. Run them with `scripts/bench.sh` (or `swift package benchmark` in this folder).
+let package = Package(
+    name: "llm-fallback-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "llm-fallback", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Fixtures and the direct (chain-less) client paths the benchmarks compare against.
+        .target(
+            name: "BenchmarkFixtures",
+            dependencies: [
+                .product(name: "LLMFallback", package: "llm-fallback"),
+                .product(name: "LLMFallbackTesting", package: "llm-fallback"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The mock server in a process of its own, so that the benchmarks measure the client alone.
+        .executableTarget(
+            name: "BenchMockServer",
+            dependencies: [
+                "BenchmarkFixtures",
+                .product(name: "LLMFallbackTesting", package: "llm-fallback"),
+            ]
+        ),
+    ]
+)
+
+// One executable per suite, under Benchmarks/<Name>/, as the benchmark plugin expects.
+for name in ["Adapters", "Chain", "Streaming"] {
+    package.targets.append(
+        .executableTarget(
+            name: name,
+            dependencies: [
+                "BenchmarkFixtures",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "LLMFallback", package: "llm-fallback"),
+                .product(name: "LLMFallbackTesting", package: "llm-fallback"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/\(name)",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
+}
+
+for target in package.targets {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}
