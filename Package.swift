@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "LLMFallback", targets: ["LLMFallback"]),
         .library(name: "LLMFallbackTesting", targets: ["LLMFallbackTesting"]),
+        .library(name: "LLMFallbackGateway", targets: ["LLMFallbackGateway"]),
         .executable(name: "llm-fallback", targets: ["llm-fallback"]),
     ],
     dependencies: [
@@ -16,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -38,6 +43,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .target(
+            name: "LLMFallbackGateway",
+            dependencies: [
+                "LLMFallback",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "llm-fallback",
             dependencies: [
@@ -45,6 +63,7 @@ let package = Package(
                 "LLMFallbackTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .testTarget(
@@ -55,6 +74,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ]
         ),
         .testTarget(
@@ -66,8 +88,23 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "LLMFallbackGatewayTests",
+            dependencies: [
+                "LLMFallbackGateway",
+                "LLMFallback",
+                "LLMFallbackTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "LLMFallbackCLITests",
-            dependencies: ["llm-fallback"]
+            dependencies: [
+                "llm-fallback",
+                "LLMFallback",
+                "LLMFallbackTesting",
+            ]
         ),
     ]
 )

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a stream does when it fails after content has reached the caller.
 public struct MidStreamPolicy: Hashable, Sendable, CustomStringConvertible {
     enum Base: Hashable, Sendable { case fail, restart, `continue` }
@@ -52,6 +54,9 @@ extension FallbackChain {
         public var maxResponseBytes: Int
         /// Latency samples older than this are forgotten, so a recovered provider is measured again.
         public var latencyMaxAge: Duration
+        /// Hedged requests for the slow tail (off by default): when the first provider has not answered within
+        /// the hedge delay, the rest of the order starts in parallel and the first answer wins.
+        public var hedging: Hedging?
         /// A seed for routing and jitter randomness, for reproducible tests; `nil` uses the system generator.
         public var randomSeed: UInt64?
 
@@ -67,8 +72,10 @@ extension FallbackChain {
             midStreamPolicy: MidStreamPolicy = .fail,
             maxResponseBytes: Int = 32 << 20,
             latencyMaxAge: Duration = .seconds(300),
+            hedging: Hedging? = nil,
             randomSeed: UInt64? = nil
         ) {
+            self.hedging = hedging
             self.strategy = strategy
             self.circuitBreaker = circuitBreaker
             self.timeout = timeout
@@ -112,6 +119,52 @@ extension FallbackChain {
         /// A breaker changed state.
         case breakerChanged(provider: Provider, state: CircuitBreaker.State)
     }
+}
+
+/// When to send a second, parallel request for a request that is slow to answer.
+public struct Hedging: Hashable, Sendable {
+    enum Base: Hashable, Sendable {
+        case fixed(Duration)
+        case percentile(Double, minimum: Duration)
+    }
+    let base: Base
+    /// The most hedges running at once across the chain, so a broad slowdown cannot double the traffic.
+    public var maxConcurrentHedges: Int
+
+    /// Hedge after a fixed delay.
+    public static func after(_ delay: Duration, maxConcurrentHedges: Int = 8) -> Hedging {
+        Hedging(base: .fixed(delay), maxConcurrentHedges: maxConcurrentHedges)
+    }
+
+    /// Hedge when the first provider is slower than its own recent `percentile` latency (0.95 for p95), never
+    /// sooner than `minimum`.
+    public static func percentile(_ percentile: Double = 0.95, minimum: Duration = .milliseconds(50), maxConcurrentHedges: Int = 8) -> Hedging {
+        Hedging(base: .percentile(min(max(percentile, 0), 1), minimum: minimum), maxConcurrentHedges: maxConcurrentHedges)
+    }
+}
+
+/// Counts hedges in flight.
+final class HedgeCounter: Sendable {
+    private let count = Mutex(0)
+
+    func acquire(limit: Int) -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func release() { count.withLock { $0 -= 1 } }
+
+    var inFlight: Int { count.withLock { $0 } }
+}
+
+/// Whether a request's hedge has started.
+final class HedgeFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }
 
 /// A stream failed after content had reached the caller; nothing more will come.

@@ -89,7 +89,10 @@ extension FallbackChain {
                 var prefilled = false
                 if delivered.deliveredChunks > 0 {
                     if policy == .continue && resolved.kind.supportsAssistantPrefill {
-                        attemptRequest.messages.append(.assistant(delivered.text))
+                        // Anthropic refuses a prefill that ends in whitespace.
+                        var prefix = Substring(delivered.text)
+                        while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
+                        attemptRequest.messages.append(.assistant(String(prefix)))
                         prefilled = true
                     } else {
                         progress.state.withLock {
@@ -171,10 +174,13 @@ extension FallbackChain {
                 )
             }
             group.addTask {
+                // The watchdog: wakes at the earliest moment a limit could be crossed, re-reads the reader's
+                // progress, and fails the attempt when a limit has passed.
                 while true {
                     let state = watch.state.withLock { $0 }
+                    let now = self.clock.now()
                     var deadline: Duration
-                    let reason: String
+                    var reason: String
                     if state.firstContentAt == nil {
                         deadline = start + firstTokenLimit
                         reason = "no first token within \(formatDuration(firstTokenLimit))"
@@ -182,28 +188,20 @@ extension FallbackChain {
                         deadline = state.lastActivity + idleLimit
                         reason = "stream stalled for \(formatDuration(idleLimit))"
                     }
-                    var totalReason: String?
                     if let totalDeadline, totalDeadline <= deadline {
                         deadline = totalDeadline
-                        totalReason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
+                        reason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
                     }
+                    if now >= deadline {
+                        return self.streamFailure(ProviderError(.timeout, message: reason), entry: entry, progress: progress)
+                    }
+                    // Before the first token, content arriving later can only move the deadline to
+                    // (arrival + idle) >= now + idle: waking then is early enough.
+                    let wake = state.firstContentAt == nil ? min(deadline, now + idleLimit) : deadline
                     do {
-                        try await self.clock.sleep(until: deadline)
+                        try await self.clock.sleep(until: wake)
                     } catch {
                         return nil
-                    }
-                    let after = watch.state.withLock { $0 }
-                    let stillExpired: Bool
-                    if totalReason != nil {
-                        stillExpired = true
-                    } else if state.firstContentAt == nil {
-                        stillExpired = after.firstContentAt == nil
-                    } else {
-                        stillExpired = after.lastActivity == state.lastActivity
-                    }
-                    if stillExpired {
-                        let error = ProviderError(.timeout, message: totalReason ?? reason)
-                        return self.streamFailure(error, entry: entry, progress: progress)
                     }
                 }
             }

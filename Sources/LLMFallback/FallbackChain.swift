@@ -45,6 +45,7 @@ public final class FallbackChain: Sendable {
     let onSuccess: SuccessHandler?
     let onEvent: EventHandler?
     let routing: Mutex<RoutingState>
+    let hedges = HedgeCounter()
     let requestCounter: Counter
     let failoverCounter: Counter
 
@@ -186,8 +187,12 @@ public final class FallbackChain: Sendable {
     /// - Throws: As ``chat(_:system:temperature:maxTokens:)``.
     public func chat(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> ChatResponse {
         try await withSpan("llm_fallback.chat", ofKind: .client) { span in
-            let outcome = try await execute(options: options, span: span) { entry, resolved, timeout, _ in
-                await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
+            let order = plan(options)
+            let outcome: Outcome<ChatResponse>
+            if let hedging = configuration.hedging, options.allowFailover, order.count > 1 {
+                outcome = try await hedgedChat(request, options: options, order: order, hedging: hedging, span: span)
+            } else {
+                outcome = try await chatOnce(request, options: options, order: order, span: span)
             }
             var response = outcome.value
             response.latency = outcome.latency
@@ -201,6 +206,72 @@ public final class FallbackChain: Sendable {
                 callbacks.dispatch { onSuccess(copy) }
             }
             return response
+        }
+    }
+
+    func chatOnce(_ request: ChatRequest, options: RequestOptions, order: [Int], span: any Span) async throws -> Outcome<ChatResponse> {
+        try await execute(options: options, order: order, span: span) { entry, resolved, timeout, _ in
+            await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
+        }
+    }
+
+    /// Runs the request on the first provider and, when it has not answered within the hedge delay, starts the
+    /// rest of the order in parallel. The first answer wins; the other is cancelled (a cancellation never counts
+    /// against a provider's health).
+    func hedgedChat(_ request: ChatRequest, options: RequestOptions, order: [Int], hedging: Hedging, span: any Span) async throws -> Outcome<ChatResponse> {
+        let delay = hedgeDelay(for: order[0], hedging: hedging)
+        let hedgeStarted = HedgeFlag()
+        return try await withThrowingTaskGroup(of: Outcome<ChatResponse>?.self) { group in
+            group.addTask {
+                try await self.chatOnce(request, options: options, order: order, span: span)
+            }
+            group.addTask {
+                do {
+                    try await self.clock.sleep(until: self.clock.now() + delay)
+                } catch {
+                    return nil  // The first attempt finished first.
+                }
+                guard self.hedges.acquire(limit: hedging.maxConcurrentHedges) else {
+                    return nil  // The cap is reached: let the first attempt finish alone.
+                }
+                defer { self.hedges.release() }
+                hedgeStarted.set()
+                Counter(label: "llm_fallback_hedges_total").increment()
+                self.logger.debug("hedging", metadata: ["slow": "\(self.entries[order[0]].provider.name)", "delay_ms": "\(delay.milliseconds)"])
+                return try await self.chatOnce(request, options: options, order: Array(order.dropFirst()), span: span)
+            }
+            var firstError: (any Error)?
+            while true {
+                let result: Outcome<ChatResponse>??
+                do {
+                    result = try await group.next()
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    firstError = firstError ?? error
+                    // The first attempt failed everywhere before any hedge began: nothing left to wait for.
+                    if !hedgeStarted.isSet {
+                        group.cancelAll()
+                        throw error
+                    }
+                    continue
+                }
+                guard let finished = result else { break }  // Every task is done.
+                if let outcome = finished {
+                    group.cancelAll()
+                    return outcome
+                }
+            }
+            throw firstError ?? CancellationError()
+        }
+    }
+
+    func hedgeDelay(for index: Int, hedging: Hedging) -> Duration {
+        switch hedging.base {
+        case .fixed(let delay):
+            return delay
+        case .percentile(let percentile, let minimum):
+            let observed = health.latencyPercentile(index, percentile, now: clock.now())
+            return max(minimum, observed ?? entries[index].provider.timeout / 2)
         }
     }
 
@@ -270,11 +341,11 @@ public final class FallbackChain: Sendable {
         return ordered
     }
 
-    func execute<Value: Sendable>(options: RequestOptions, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
+    func execute<Value: Sendable>(options: RequestOptions, order: [Int]? = nil, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
         requestCounter.increment()
         let start = clock.now()
         let overallDeadline = (options.timeout ?? configuration.requestTimeout).map { start + $0 }
-        var queue = plan(options)[...]
+        var queue = (order ?? plan(options))[...]
         var trace: [AttemptRecord] = []
         var failures: [ProviderError] = []
         var skipped: [SkippedProvider] = []
@@ -298,6 +369,7 @@ public final class FallbackChain: Sendable {
                     let skip = SkippedProvider(provider: entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
                     skipped.append(skip)
                     if reason == .circuitOpen { skippedOpen.append((next, until)) }
+                    logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
                     emit(.skipped(skip))
                     continue candidates
                 }

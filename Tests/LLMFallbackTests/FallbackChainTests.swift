@@ -270,14 +270,14 @@ func config(
             server.script("backup", .text("backup"))
             let clock = ManualClock()
             let chain = FallbackChain(
-                [server.openAI("primary", maxRetries: 3, timeout: .seconds(10)), server.openAI("backup")],
+                [server.openAI("primary", maxRetries: 3, timeout: .seconds(100)), server.openAI("backup")],
                 configuration: config(),
                 clock: clock
             )
             async let response = chain.chat("hi")
             await server.waitForRequests(1, model: "primary")
             await clock.waitForSleepers(1)
-            clock.advance(by: .seconds(10))
+            clock.advance(by: .seconds(100))
             let answer = try await response
             #expect(answer.providerName == "backup")
             #expect(answer.trace.first?.outcome == .failure(.timeout))
@@ -292,15 +292,15 @@ func config(
             server.script("backup", .hang)
             let clock = ManualClock()
             let chain = FallbackChain(
-                [server.openAI("primary", timeout: .seconds(30)), server.openAI("backup", timeout: .seconds(30))],
-                configuration: config(requestTimeout: .seconds(5)),
+                [server.openAI("primary", timeout: .seconds(300)), server.openAI("backup", timeout: .seconds(300))],
+                configuration: config(requestTimeout: .seconds(100)),
                 clock: clock
             )
             let response = Task { try await chain.chat("hi") }
             await server.waitForRequests(1, model: "primary")
             await clock.waitForSleepers(1)
-            #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(5)))  // the attempt got only the time left
-            clock.advance(by: .seconds(5))
+            #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(100)))  // the attempt got only the time left
+            clock.advance(by: .seconds(100))
             await #expect {
                 try await response.value
             } throws: { error in
@@ -333,7 +333,7 @@ func config(
             server.script("backup", .text("backup"))
             let clock = ManualClock()
             let chain = FallbackChain(
-                [server.openAI("primary", timeout: .seconds(5)), server.openAI("backup")],
+                [server.openAI("primary", timeout: .seconds(300)), server.openAI("backup")],
                 configuration: config(threshold: 2, recovery: .seconds(60)),
                 clock: clock
             )
@@ -356,7 +356,7 @@ func config(
 
             // The probe times out: the breaker re-opens with a fresh timeout.
             await clock.waitForSleepers(1)
-            clock.advance(by: .seconds(5))
+            clock.advance(by: .seconds(300))
             let value3 = try await probe.value.providerName
             #expect(value3 == "backup")
             #expect(chain.healthReport()[0].state == .open)
@@ -499,6 +499,140 @@ func config(
             let attempts = report.reduce(0) { $0 + $1.attempts }
             #expect(attempts == server.requests.count)
             #expect(report.reduce(0) { $0 + $1.successes } == results)
+        }
+    }
+
+    @Test func sequentialCallsReuseOneConnection() async throws {
+        try await withServer { server in
+            server.script("m", .text("ok"))
+            let chain = FallbackChain([server.openAI("m")], configuration: config())
+            for _ in 0..<20 { _ = try await chain.chat("hi") }
+            #expect(server.requests.count == 20)
+            #expect(server.connectionsAccepted == 1)
+        }
+    }
+
+    @Test func streamTotalLimit() async throws {
+        try await withServer { server in
+            server.script("slow", .chunkDelay(.seconds(60), .text("a b c d")))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.streamTimeouts = StreamTimeouts(total: .seconds(3))
+            let chain = FallbackChain([server.openAI("slow")], configuration: configuration, clock: clock)
+            let task = Task { try await chain.stream("hi").collect() }
+            await server.waitForRequests(1, model: "slow")
+            await clock.waitForSleepers(1)
+            clock.advance(by: .seconds(3))
+            await #expect {
+                try await task.value
+            } throws: { error in
+                "\(error)".contains("not finished within 3s")
+            }
+        }
+    }
+
+    @Test func roundRobinRotatesTheFirstChoice() async throws {
+        try await withServer { server in
+            let chain = FallbackChain(
+                [server.openAI("a"), server.openAI("b"), server.openAI("c")],
+                configuration: { var c = config(); c.strategy = .roundRobin; return c }()
+            )
+            var answered: [String] = []
+            for _ in 0..<6 { answered.append(try await chain.chat("hi").providerName) }
+            #expect(answered == ["a", "b", "c", "a", "b", "c"])
+        }
+    }
+
+    @Test func weightedSharesFollowTheWeights() async throws {
+        try await withServer { server in
+            var heavy = server.openAI("heavy")
+            heavy.weight = 3
+            let chain = FallbackChain(
+                [heavy, server.openAI("light")],
+                configuration: { var c = config(); c.strategy = .weighted; return c }()
+            )
+            var heavyCount = 0
+            for _ in 0..<400 where try await chain.chat("hi").providerName == "heavy" { heavyCount += 1 }
+            #expect((260...340).contains(heavyCount))  // 300 expected; seeded, so exact and repeatable
+        }
+    }
+
+    @Test func latencyRoutingPrefersTheFastest() async throws {
+        try await withServer { server in
+            server.script("slow", .delayed(.milliseconds(150), .text("slow")))
+            server.script("fast", .text("fast"))
+            let chain = FallbackChain(
+                [server.openAI("slow"), server.openAI("fast")],
+                configuration: { var c = config(); c.strategy = .latency(tolerance: 0.2); return c }()
+            )
+            // Both unmeasured: each is tried so it gets measured.
+            var answered: [String] = []
+            for _ in 0..<10 { answered.append(try await chain.chat("hi").providerName) }
+            #expect(answered.prefix(2).sorted() == ["fast", "slow"] || answered.first == "slow")
+            #expect(answered.suffix(5).allSatisfy { $0 == "fast" })
+            let report = chain.healthReport()
+            #expect(report[1].latency! < report[0].latency!)
+        }
+    }
+}
+
+@Suite struct HedgingTests {
+    @Test func aHedgeWinsAgainstASlowFirstProviderAndCancelsIt() async throws {
+        try await withServer { server in
+            server.script("slow", .hang)
+            server.script("backup", .text("hedged answer"))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.hedging = .after(.seconds(1))
+            let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
+            let task = Task { try await chain.chat("hi") }
+            await server.waitForRequests(1, model: "slow")
+            await clock.waitForSleepers(2)  // the slow attempt's deadline and the hedge timer
+            clock.advance(by: .seconds(1))
+            let response = try await task.value
+            #expect(response.providerName == "backup")
+            #expect(response.content == "hedged answer")
+            await server.waitForAbandonedRequests(1)  // the loser's request was cancelled
+            let slow = chain.healthReport()[0]
+            #expect(slow.failures == 0)  // a hedge is not a failure of the slow provider
+            #expect(slow.state == .closed)
+        }
+    }
+
+    @Test func noHedgeWhenTheFirstAnswersInTime() async throws {
+        try await withServer { server in
+            server.script("fast", .text("fast"))
+            var configuration = config()
+            configuration.hedging = .after(.seconds(5))
+            let chain = FallbackChain([server.openAI("fast"), server.openAI("backup")], configuration: configuration, clock: ManualClock())
+            for _ in 0..<5 { _ = try await chain.chat("hi") }
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func theHedgeCapHolds() async throws {
+        try await withServer { server in
+            server.script("slow", .hang)
+            server.script("backup", .hang)
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.hedging = .after(.seconds(1), maxConcurrentHedges: 1)
+            let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
+            let first = Task { try await chain.chat("one") }
+            let second = Task { try await chain.chat("two") }
+            await server.waitForRequests(2, model: "slow")
+            await clock.waitForSleepers(4)
+            clock.advance(by: .seconds(1))
+            await server.waitForRequests(1, model: "backup")
+            #expect(chain.hedges.inFlight == 1)
+            // The second request's hedge timer fired too, but found the cap reached: still one backup request.
+            await clock.waitForSleepers(3)  // two slow deadlines + the hedge's own attempt deadline
+            #expect(server.requests(for: "backup").count == 1)
+            first.cancel()
+            second.cancel()
+            _ = try? await first.value
+            _ = try? await second.value
+            #expect(chain.hedges.inFlight == 0)
         }
     }
 }

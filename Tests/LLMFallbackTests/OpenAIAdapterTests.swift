@@ -266,5 +266,8 @@ import Testing
         #expect(!"\(provider)".contains("sk-very"))
         #expect(!String(reflecting: provider).contains("sk-very"))
         #expect("\(provider)" == "openai/gpt-4o")
+        var dumped = ""
+        dump(provider, to: &dumped)
+        #expect(!dumped.contains("sk-very"))
     }
 }

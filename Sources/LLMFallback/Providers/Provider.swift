@@ -9,7 +9,7 @@ import Foundation
 /// let local = Provider("ollama", model: "llama3")                         // no key needed
 /// let custom = Provider("my-vllm", model: "qwen", baseURL: "http://gpu:8000/v1")
 /// ```
-public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The kind name: `openai`, `anthropic`, `google` (or `gemini`), `azure`, a known OpenAI-compatible vendor
     /// (`groq`, `together`, `mistral`, `deepseek`, `openrouter`, `fireworks`, `xai`, `ollama`, `vllm`,
     /// `lmstudio`, ...), or any other name together with a ``baseURL``.
@@ -78,6 +78,18 @@ public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebug
         parts.append("timeout: \(formatDuration(timeout))")
         parts.append("maxRetries: \(maxRetries)")
         return "Provider(\(name); \(parts.joined(separator: ", ")))"
+    }
+
+    /// A mirror without the key, so `dump(provider)` and debuggers never show it.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "name": name, "kind": kind, "model": model, "apiKey": apiKey == nil ? "from environment" : "<redacted>",
+                "baseURL": baseURL as Any, "timeout": timeout, "weight": weight, "maxRetries": maxRetries,
+            ],
+            displayStyle: .struct
+        )
     }
 
     /// Resolves the kind, base URL and key.

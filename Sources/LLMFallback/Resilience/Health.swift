@@ -67,6 +67,8 @@ final class HealthRegistry: Sendable {
         var notBefore: Duration = .zero
         var latencyMs: Double?
         var lastSampleAt: Duration = .zero
+        var recentLatencies: [Double] = []
+        var recentNext = 0
         var attempts = 0
         var successes = 0
         var failuresByClass: [String: Int] = [:]
@@ -136,6 +138,12 @@ final class HealthRegistry: Sendable {
                     entries[index].latencyMs = outcome == .failure ? max(sample, 1) * 2 : sample
                 }
                 entries[index].lastSampleAt = now
+                if entries[index].recentLatencies.count < 64 {
+                    entries[index].recentLatencies.append(sample)
+                } else {
+                    entries[index].recentLatencies[entries[index].recentNext] = sample
+                    entries[index].recentNext = (entries[index].recentNext + 1) % 64
+                }
             }
             return entries[index].breaker.record(outcome, wasProbe: wasProbe, now: now)
         }
@@ -156,6 +164,17 @@ final class HealthRegistry: Sendable {
                 guard let latency = entry.latencyMs, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
                 return latency
             }
+        }
+    }
+
+    /// The `percentile` (0...1) of the provider's recent latencies, `nil` without recent samples.
+    func latencyPercentile(_ index: Int, _ percentile: Double, now: Duration) -> Duration? {
+        entries.withLock { entries in
+            let entry = entries[index]
+            guard !entry.recentLatencies.isEmpty, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
+            let sorted = entry.recentLatencies.sorted()
+            let position = min(sorted.count - 1, Int((Double(sorted.count - 1) * percentile).rounded(.up)))
+            return .milliseconds(sorted[position])
         }
     }
 

@@ -1,0 +1,383 @@
+import Foundation
+import LLMFallback
+import Yams
+
+/// An `llm-fallback.yaml` file, read and checked: named chains, each a ``FallbackChain/Configuration`` and its
+/// providers, and the gateway's ``ServerSettings``.
+///
+/// ```yaml
+/// chains:
+///   default:
+///     strategy: ordered
+///     timeout: 30s
+///     circuit_breaker: { failure_threshold: 3, recovery_timeout: 60s }
+///     providers:
+///       - { name: openai, model: gpt-4o, api_key: "${OPENAI_API_KEY}" }
+///       - { name: anthropic, model: claude-3-5-sonnet-20241022 }
+/// server: { host: 127.0.0.1, port: 8080, api_keys: ["${LLM_FALLBACK_GATEWAY_KEY}"] }
+/// ```
+///
+/// ```swift
+/// let file = try ConfigFile.load(path: "llm-fallback.yaml")
+/// let settings = file.chain(named: "default")!
+/// let chain = FallbackChain(settings.providers, configuration: settings.configuration)
+/// ```
+///
+/// Loading reports every problem at once (``ConfigErrors``), each with its file, line and key path: a missing
+/// `${VARIABLE}`, an unknown provider kind, a bad duration, a wrong type, an unknown or missing key.
+struct ConfigFile: Sendable {
+    /// The file name looked for in the current directory.
+    static let defaultFileName = "llm-fallback.yaml"
+    /// The environment variable naming the file.
+    static let environmentVariable = "LLM_FALLBACK_CONFIG"
+
+    /// The file it was read from, as the user named it.
+    var path: String
+    /// The chains, in file order.
+    var chains: [ChainSettings]
+    /// The gateway's settings, when the file has a `server` section.
+    var server: ServerSettings?
+    /// Problems that do not stop the file from loading, such as a provider whose key variable is not set.
+    var warnings: [ConfigError]
+
+    /// The chain called `name`.
+    func chain(named name: String) -> ChainSettings? {
+        chains.first { $0.name == name }
+    }
+
+    // MARK: Finding and loading
+
+    /// Where the configuration file is: `explicit` (from `--config`), else the file named by
+    /// `LLM_FALLBACK_CONFIG`, else `./llm-fallback.yaml` when it exists, else `nil`.
+    ///
+    /// An explicit or environment path is returned even when it does not exist, so that loading reports it.
+    static func locate(
+        explicit: String?,
+        environment: [String: String],
+        currentDirectory: String = FileManager.default.currentDirectoryPath
+    ) -> String? {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let named = environment[environmentVariable], !named.isEmpty { return named }
+        let local = (currentDirectory as NSString).appendingPathComponent(defaultFileName)
+        return FileManager.default.fileExists(atPath: local) ? defaultFileName : nil
+    }
+
+    /// Reads and checks the file at `path`.
+    ///
+    /// - Parameters:
+    ///   - path: The file.
+    ///   - environment: Where `${VAR}` references are looked up.
+    /// - Throws: ``ConfigErrors`` listing every problem, with line and key path.
+    static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigErrors) -> ConfigFile
+    {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
+            throw ConfigErrors([ConfigError(file: path, line: nil, keyPath: "", message: reason)])
+        }
+        return try parse(text, file: path, environment: environment)
+    }
+
+    /// Checks configuration text.
+    ///
+    /// - Parameters:
+    ///   - text: The YAML text.
+    ///   - file: The name used in messages.
+    ///   - environment: Where `${VAR}` references are looked up.
+    /// - Throws: ``ConfigErrors`` listing every problem, with line and key path.
+    static func parse(_ text: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigErrors) -> ConfigFile
+    {
+        let diagnostics = ConfigDiagnostics(file: file)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigErrors([syntaxError(error, file: file)])
+        }
+        guard let root else {
+            throw ConfigErrors([
+                ConfigError(
+                    file: file,
+                    line: nil,
+                    keyPath: "",
+                    message: "the file is empty (expected a 'chains' mapping)"
+                )
+            ])
+        }
+        let document = ConfigNode(node: root, path: .root, diagnostics: diagnostics, environment: environment)
+        var chains: [ChainSettings] = []
+        var server: ServerSettings?
+        if let top = document.mapping(allowed: ["chains", "server"]) {
+            if let chainsNode = top.required("chains"), let mapping = chainsNode.mapping(allowed: nil) {
+                if mapping.entries.isEmpty { chainsNode.error("no chains defined") }
+                for entry in mapping.entries {
+                    if let chain = ChainSettings.read(name: entry.key, from: entry.value) { chains.append(chain) }
+                }
+            }
+            if let serverNode = top["server"] {
+                server = ServerSettings.read(from: serverNode)
+            }
+        }
+        guard diagnostics.errors.isEmpty else { throw ConfigErrors(diagnostics.errors) }
+        return ConfigFile(
+            path: file,
+            chains: chains,
+            server: server,
+            warnings: diagnostics.warnings.sorted { ($0.line ?? 0) < ($1.line ?? 0) }
+        )
+    }
+
+    private static func syntaxError(_ error: any Error, file: String) -> ConfigError {
+        guard let yaml = error as? YamlError else {
+            return ConfigError(file: file, line: nil, keyPath: "", message: "invalid YAML: \(error)")
+        }
+        switch yaml {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\($0.text) (line \($0.mark.line)): " } ?? ""
+            return ConfigError(file: file, line: mark.line, keyPath: "", message: "invalid YAML: \(detail)\(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
+            return ConfigError(file: file, line: context.mark.line, keyPath: "", message: "duplicate key \(keys)")
+        default:
+            return ConfigError(file: file, line: nil, keyPath: "", message: "invalid YAML: \(yaml)")
+        }
+    }
+}
+
+/// One named chain of a configuration file: the chain's settings and its providers.
+struct ChainSettings: Sendable {
+    /// The chain's name (the key under `chains`); the gateway serves it as a model of that name.
+    var name: String
+    /// The line the chain starts on.
+    var line: Int?
+    /// Routing, breaker, deadline and stream settings.
+    var configuration: FallbackChain.Configuration
+    /// The providers, in order of preference.
+    var providers: [Provider]
+
+    /// The keys a chain may have.
+    static let keys = [
+        "strategy", "timeout", "request_timeout", "max_retries", "circuit_breaker", "mid_stream", "stream", "providers",
+    ]
+    /// The keys of `circuit_breaker`.
+    static let breakerKeys = ["enabled", "failure_threshold", "recovery_timeout", "half_open_max_probes"]
+    /// The keys of `stream`.
+    static let streamKeys = ["first_token", "idle", "total"]
+    /// The strategy names, for messages.
+    static let strategies = ["ordered", "latency", "weighted", "round_robin"]
+
+    /// Reads a chain; problems go to the node's diagnostics.
+    static func read(name: String, from node: ConfigNode) -> ChainSettings? {
+        guard let mapping = node.mapping(allowed: keys) else { return nil }
+        let before = node.diagnostics.errors.count
+        var configuration = FallbackChain.Configuration()
+
+        if let value = mapping["strategy"] {
+            if let text = value.string() {
+                if let strategy = RoutingStrategy(name: text) {
+                    configuration.strategy = strategy
+                } else {
+                    value.error("unknown strategy '\(text)' (expected one of: \(strategies.joined(separator: ", ")))")
+                }
+            }
+        }
+        if let value = mapping["timeout"] {
+            configuration.timeout = value.duration()
+        }
+        if let value = mapping["request_timeout"] {
+            configuration.requestTimeout = value.duration()
+        }
+        var defaultRetries: Int?
+        if let value = mapping["max_retries"] {
+            defaultRetries = value.integer(in: 0...100)
+        }
+        if let value = mapping["circuit_breaker"] {
+            configuration.circuitBreaker = readBreaker(value)
+        }
+        if let value = mapping["mid_stream"], let text = value.choice(["fail", "restart", "continue"]) {
+            switch text {
+            case "restart": configuration.midStreamPolicy = .restart
+            case "continue": configuration.midStreamPolicy = .continue
+            default: configuration.midStreamPolicy = .fail
+            }
+        }
+        if let value = mapping["stream"], let timeouts = readStreamTimeouts(value) {
+            configuration.streamTimeouts = timeouts
+        }
+
+        var providers: [Provider] = []
+        if let list = mapping.required("providers")?.list() {
+            if list.isEmpty {
+                mapping["providers"]?.error("a chain needs at least one provider")
+            }
+            var labels: [String: Int] = [:]
+            for (index, element) in list.enumerated() {
+                guard var provider = readProvider(element) else { continue }
+                if let defaultRetries, !element.hasKey("max_retries") { provider.maxRetries = defaultRetries }
+                if let first = labels[provider.name] {
+                    element.error(
+                        "duplicate provider '\(provider.name)' (also providers[\(first)]); give one a 'label'"
+                    )
+                }
+                labels[provider.name] = labels[provider.name] ?? index
+                providers.append(provider)
+            }
+        }
+        guard node.diagnostics.errors.count == before else { return nil }
+        return ChainSettings(name: name, line: node.line, configuration: configuration, providers: providers)
+    }
+
+    private static func readBreaker(_ node: ConfigNode) -> CircuitBreaker.Configuration {
+        var breaker = CircuitBreaker.Configuration()
+        if case .scalar = node.node {
+            // `circuit_breaker: false` turns it off; `true` keeps the defaults.
+            if let enabled = node.bool() { breaker.isEnabled = enabled }
+            return breaker
+        }
+        guard let mapping = node.mapping(allowed: breakerKeys) else { return breaker }
+        if let enabled = mapping["enabled"]?.bool() { breaker.isEnabled = enabled }
+        if let threshold = mapping["failure_threshold"]?.integer(in: 1...1000) { breaker.failureThreshold = threshold }
+        if let timeout = mapping["recovery_timeout"]?.duration() { breaker.recoveryTimeout = timeout }
+        if let probes = mapping["half_open_max_probes"]?.integer(in: 1...1000) { breaker.halfOpenMaxProbes = probes }
+        return breaker
+    }
+
+    private static func readStreamTimeouts(_ node: ConfigNode) -> StreamTimeouts? {
+        guard let mapping = node.mapping(allowed: streamKeys) else { return nil }
+        return StreamTimeouts(
+            firstToken: mapping["first_token"]?.duration(),
+            idle: mapping["idle"]?.duration(),
+            total: mapping["total"]?.duration()
+        )
+    }
+
+    /// The keys a provider entry may have.
+    static let providerKeys = [
+        "name", "model", "api_key", "base_url", "timeout", "weight", "max_retries", "label", "api_version", "headers",
+        "stream",
+    ]
+
+    /// Reads one provider entry; `nil` when it has an error (reported).
+    private static func readProvider(_ node: ConfigNode) -> Provider? {
+        let before = node.diagnostics.errors.count
+        guard let mapping = node.mapping(allowed: providerKeys) else { return nil }
+        let kindNode = mapping.required("name")
+        let kind = kindNode?.string()?.trimmingCharacters(in: .whitespaces)
+        let model = mapping.required("model")?.string()
+        if kind?.isEmpty == true { kindNode?.error("the provider kind must not be empty") }
+        if model?.isEmpty == true { mapping["model"]?.error("the model must not be empty") }
+
+        var baseURL: String?
+        if let value = mapping["base_url"], let text = value.string() {
+            if let url = URL(string: text), let scheme = url.scheme?.lowercased(),
+                scheme == "http" || scheme == "https", url.host != nil
+            {
+                baseURL = text
+            } else {
+                value.error("invalid URL '\(text)' (expected http:// or https://)")
+            }
+        }
+        var apiKey: String?
+        if let value = mapping["api_key"], let text = value.string() {
+            if text.isEmpty {
+                value.warning("the key is empty; the kind's environment variable is used instead")
+            } else {
+                apiKey = text
+            }
+        }
+        let timeout = mapping["timeout"]?.duration()
+        let weight = mapping["weight"]?.number(in: 0...1_000_000)
+        let maxRetries = mapping["max_retries"]?.integer(in: 0...100)
+        var label: String?
+        if let value = mapping["label"], let text = value.string() {
+            if text.isEmpty { value.error("the label must not be empty") } else { label = text }
+        }
+        let apiVersion = mapping["api_version"]?.string()
+        var headers: [String: String] = [:]
+        if let value = mapping["headers"], let headerMapping = value.mapping(allowed: nil) {
+            for entry in headerMapping.entries {
+                if let text = entry.value.string() { headers[entry.key] = text }
+            }
+        }
+        let streamTimeouts = mapping["stream"].flatMap(readStreamTimeouts)
+
+        guard let kind, let model, !kind.isEmpty, !model.isEmpty else { return nil }
+        var provider = Provider(kind, model: model, apiKey: apiKey, baseURL: baseURL)
+        if let timeout { provider.timeout = timeout }
+        if let weight { provider.weight = weight }
+        if let maxRetries { provider.maxRetries = maxRetries }
+        if let label { provider.name = label }
+        provider.apiVersion = apiVersion
+        provider.headers = headers
+        provider.streamTimeouts = streamTimeouts
+
+        if ProviderKind.named(kind) == nil && baseURL == nil {
+            let known = Set(ProviderKind.known.keys).sorted().joined(separator: ", ")
+            kindNode?.error(
+                "unknown provider kind '\(kind)' (known kinds: \(known); or give base_url to use any OpenAI-compatible server)"
+            )
+            return nil
+        }
+        // Resolve with a stand-in key, so only the kind and base URL are judged here: keys are read when used.
+        var probe = provider
+        if probe.apiKey == nil { probe.apiKey = "stand-in" }
+        do {
+            _ = try probe.resolved(environment: [:])
+        } catch {
+            node.error(error.message.replacingOccurrences(of: "baseURL", with: "base_url"))
+            return nil
+        }
+        if apiKey == nil, baseURL == nil, let info = ProviderKind.named(kind), info.requiresAPIKey,
+            !info.apiKeyVariables.contains(where: { !(node.environment[$0] ?? "").isEmpty })
+        {
+            node.warning("no API key: set \(info.apiKeyVariables.joined(separator: " or ")) or give api_key")
+        }
+        return node.diagnostics.errors.count == before ? provider : nil
+    }
+}
+
+extension ConfigNode {
+    /// Whether this mapping node has `key` (whatever its value).
+    func hasKey(_ key: String) -> Bool {
+        guard case .mapping(let mapping) = node else { return false }
+        return mapping.keys.contains { $0.scalar?.string == key }
+    }
+}
+
+/// The gateway's settings: the `server` section.
+struct ServerSettings: Sendable, Hashable, CustomStringConvertible {
+    /// The address to listen on.
+    var host: String = "127.0.0.1"
+    /// The port to listen on.
+    var port: Int = 8080
+    /// The keys clients must send as `Authorization: Bearer <key>`; empty for none.
+    var apiKeys: [String] = []
+    /// The largest request body accepted, in bytes.
+    var maxBodySize: Int = 4 << 20
+
+    /// The keys of `server`.
+    static let keys = ["host", "port", "api_keys", "max_body_size"]
+
+    /// Reads the section; problems go to the node's diagnostics.
+    static func read(from node: ConfigNode) -> ServerSettings? {
+        guard let mapping = node.mapping(allowed: keys) else { return nil }
+        var settings = ServerSettings()
+        if let host = mapping["host"]?.string() { settings.host = host }
+        if let port = mapping["port"]?.integer(in: 0...65535) { settings.port = port }
+        if let list = mapping["api_keys"]?.list() {
+            settings.apiKeys = list.compactMap { $0.string() }.filter { !$0.isEmpty }
+        }
+        if let size = mapping["max_body_size"]?.byteSize() { settings.maxBodySize = size }
+        return settings
+    }
+
+    /// The address and the number of keys; never the keys.
+    var description: String {
+        "\(host):\(port), \(apiKeys.count) API key\(apiKeys.count == 1 ? "" : "s"), max body \(maxBodySize) bytes"
+    }
+}

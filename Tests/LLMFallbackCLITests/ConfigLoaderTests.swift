@@ -1,0 +1,192 @@
+import Foundation
+import LLMFallback
+import Testing
+
+@testable import llm_fallback
+
+/// The configuration loader, directly: what a valid file turns into, and the small parsers behind it.
+@Suite("config loader")
+struct ConfigLoaderTests {
+    @Test(
+        "durations",
+        arguments: [
+            ("30s", Duration.seconds(30)), ("250ms", .milliseconds(250)), ("2m", .seconds(120)),
+            ("1.5s", .milliseconds(1500)),
+            ("1m30s", .seconds(90)), ("1h", .seconds(3600)), ("0", .zero), (" 5s ", .seconds(5)),
+        ]
+    )
+    func durations(text: String, expected: Duration) {
+        #expect(DurationText.parse(text) == expected)
+    }
+
+    @Test("not durations", arguments: ["abc", "30", "s", "1.s", ".5s", "10 seconds", "5x", "-1s", ""])
+    func notDurations(text: String) {
+        #expect(DurationText.parse(text) == nil)
+    }
+
+    @Test("variable expansion")
+    func expansion() {
+        let environment = ["HOST": "example.com", "EMPTY": ""]
+        #expect(
+            VariableExpansion.expand("https://${HOST}/v1", environment: environment).text == "https://example.com/v1"
+        )
+        #expect(VariableExpansion.expand("${MISSING:-fallback}", environment: environment).text == "fallback")
+        #expect(VariableExpansion.expand("${EMPTY:-fallback}", environment: environment).text == "fallback")
+        #expect(VariableExpansion.expand("${EMPTY}", environment: environment).text == "")
+        #expect(VariableExpansion.expand("cost: $$5", environment: environment).text == "cost: $5")
+        #expect(VariableExpansion.expand("$HOST", environment: environment).text == "$HOST")
+        #expect(VariableExpansion.expand("${A}${B}", environment: environment).missing == ["A", "B"])
+        #expect(VariableExpansion.expand("${HOST", environment: environment).problems.count == 1)
+        #expect(VariableExpansion.expand("${1BAD}", environment: environment).problems.count == 1)
+    }
+
+    @Test("a full file becomes chain configurations and providers")
+    func fullFile() throws {
+        let yaml = """
+            chains:
+              main:
+                strategy: latency
+                timeout: 20s
+                request_timeout: 45s
+                max_retries: 1
+                circuit_breaker: { failure_threshold: 2, recovery_timeout: 15s, half_open_max_probes: 3 }
+                mid_stream: restart
+                stream: { first_token: 5s, idle: 10s, total: 2m }
+                providers:
+                  - name: openai
+                    model: gpt-4o
+                    api_key: ${KEY}
+                    timeout: 8s
+                    weight: 2.5
+                    label: primary
+                    headers: { X-Team: "${TEAM:-core}" }
+                  - name: anthropic
+                    model: claude-3-5-haiku-latest
+                    api_version: "2023-06-01"
+                    max_retries: 4
+                  - name: my-vllm
+                    model: qwen
+                    base_url: http://gpu:8000/v1
+              off:
+                circuit_breaker: false
+                providers:
+                  - { name: gemini, model: gemini-2.0-flash }
+            server:
+              host: 0.0.0.0
+              port: 9090
+              api_keys: ["${GATEWAY}", second-key]
+              max_body_size: 1MiB
+            """
+        let file = try ConfigFile.parse(yaml, file: "test.yaml", environment: ["KEY": "sk-1", "GATEWAY": "gw"])
+        #expect(file.chains.map(\.name) == ["main", "off"])
+        let main = try #require(file.chain(named: "main"))
+        #expect(main.configuration.strategy == .latency)
+        #expect(main.configuration.timeout == .seconds(20))
+        #expect(main.configuration.requestTimeout == .seconds(45))
+        #expect(main.configuration.circuitBreaker.failureThreshold == 2)
+        #expect(main.configuration.circuitBreaker.recoveryTimeout == .seconds(15))
+        #expect(main.configuration.circuitBreaker.halfOpenMaxProbes == 3)
+        #expect(main.configuration.midStreamPolicy == .restart)
+        #expect(
+            main.configuration.streamTimeouts
+                == StreamTimeouts(firstToken: .seconds(5), idle: .seconds(10), total: .seconds(120))
+        )
+        #expect(main.providers.count == 3)
+        let first = main.providers[0]
+        #expect(first.kind == "openai")
+        #expect(first.name == "primary")
+        #expect(first.apiKey == "sk-1")
+        #expect(first.timeout == .seconds(8))
+        #expect(first.weight == 2.5)
+        #expect(first.maxRetries == 1)
+        #expect(first.headers == ["X-Team": "core"])
+        #expect(main.providers[1].apiVersion == "2023-06-01")
+        #expect(main.providers[1].maxRetries == 4)
+        #expect(main.providers[1].apiKey == nil)
+        #expect(main.providers[2].baseURL == "http://gpu:8000/v1")
+        #expect(file.chain(named: "off")?.configuration.circuitBreaker.isEnabled == false)
+        #expect(
+            file.server
+                == ServerSettings(host: "0.0.0.0", port: 9090, apiKeys: ["gw", "second-key"], maxBodySize: 1 << 20)
+        )
+        #expect(!(file.server?.description.contains("gw") ?? true))
+        // anthropic and gemini without a key variable: warned about, not an error.
+        #expect(
+            file.warnings.contains {
+                $0.keyPath == "chains.main.providers[1]" && $0.message.contains("ANTHROPIC_API_KEY")
+            }
+        )
+    }
+
+    @Test("every problem is collected, in line order, with file, line and key path")
+    func errors() throws {
+        let yaml = """
+            chains:
+              default:
+                providers:
+                  - { name: azure, model: gpt-4o }
+                  - { name: openai, model: gpt-4o }
+                  - { name: openai, model: gpt-4o }
+                  - { name: openai, model: "", base_url: "ftp://nope" }
+            top_level_typo: 1
+            """
+        do {
+            _ = try ConfigFile.parse(yaml, file: "bad.yaml", environment: [:])
+            Issue.record("expected errors")
+        } catch {
+            let descriptions = error.errors.map(\.description)
+            #expect(
+                descriptions.contains {
+                    $0.hasPrefix("bad.yaml:4: chains.default.providers[0]: provider kind 'azure' needs a base_url")
+                }
+            )
+            #expect(
+                descriptions.contains {
+                    $0.hasPrefix("bad.yaml:6: chains.default.providers[2]: duplicate provider 'openai/gpt-4o'")
+                }
+            )
+            #expect(descriptions.contains("bad.yaml:7: chains.default.providers[3].model: the model must not be empty"))
+            #expect(
+                descriptions.contains {
+                    $0.hasPrefix("bad.yaml:7: chains.default.providers[3].base_url: invalid URL 'ftp://nope'")
+                }
+            )
+            #expect(descriptions.contains { $0.hasPrefix("bad.yaml:8: top_level_typo: unknown key 'top_level_typo'") })
+            #expect(error.errors.map { $0.line ?? 0 } == error.errors.map { $0.line ?? 0 }.sorted())
+        }
+    }
+
+    @Test("the environment chain takes one provider per kind whose key is set, in a fixed order")
+    func environmentChain() {
+        let providers = EnvironmentProviders.providers(environment: [
+            "GOOGLE_API_KEY": "g", "OPENAI_API_KEY": "o", "GROQ_API_KEY": "q", "ANTHROPIC_API_KEY": "",
+        ])
+        #expect(
+            providers.map(\.name) == ["openai/gpt-4o-mini", "google/gemini-2.0-flash", "groq/llama-3.3-70b-versatile"]
+        )
+        #expect(providers.allSatisfy { $0.apiKey == nil })
+        #expect(EnvironmentProviders.providers(environment: [:]).isEmpty)
+    }
+
+    @Test("locating the file: --config, then LLM_FALLBACK_CONFIG, then ./llm-fallback.yaml")
+    func locate() throws {
+        let empty = try CommandRunner.makeTemporaryDirectory()
+        #expect(
+            ConfigFile.locate(
+                explicit: "a.yaml",
+                environment: ["LLM_FALLBACK_CONFIG": "b.yaml"],
+                currentDirectory: empty.path
+            ) == "a.yaml"
+        )
+        #expect(
+            ConfigFile.locate(
+                explicit: nil,
+                environment: ["LLM_FALLBACK_CONFIG": "b.yaml"],
+                currentDirectory: empty.path
+            ) == "b.yaml"
+        )
+        #expect(ConfigFile.locate(explicit: nil, environment: [:], currentDirectory: empty.path) == nil)
+        try Data("chains: {}".utf8).write(to: empty.appendingPathComponent("llm-fallback.yaml"))
+        #expect(ConfigFile.locate(explicit: nil, environment: [:], currentDirectory: empty.path) == "llm-fallback.yaml")
+    }
+}

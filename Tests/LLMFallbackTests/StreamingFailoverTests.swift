@@ -1,0 +1,211 @@
+import Foundation
+import LLMFallbackTesting
+import Testing
+
+@testable import LLMFallback
+
+@Suite struct StreamingFailoverTests {
+    static let faultsBeforeContent: [MockBehavior] = [
+        .status(500), .status(429), .reset, .cutStream(afterChunks: 0), .malformedChunk(afterChunks: 0), .streamError(afterChunks: 0),
+    ]
+
+    @Test(arguments: Format.allCases)
+    func everyFaultBeforeTheFirstTokenFailsOverTransparently(_ format: Format) async throws {
+        try await withServer { server in
+            for (offset, fault) in Self.faultsBeforeContent.enumerated() {
+                let primary = "p\(offset)"
+                let backup = "b\(offset)"
+                server.script(primary, fault)
+                server.script(backup, .text("clean answer from backup"))
+                let chain = FallbackChain([format.provider(server, model: primary), format.provider(server, model: backup)], configuration: config())
+                var chunks: [ChatChunk] = []
+                for try await chunk in chain.stream("hi") { chunks.append(chunk) }
+                #expect(chunks.map(\.content).joined() == "clean answer from backup", "\(format) fault \(offset)")
+                #expect(chunks.filter(\.hasContent).allSatisfy { $0.model == backup })
+                #expect(!chunks.contains { $0.kind == .restart })
+            }
+        }
+    }
+
+    @Test func noFirstTokenInTimeFailsOver() async throws {
+        try await withServer { server in
+            server.script("slow", .hang)
+            server.script("backup", .text("fast answer"))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.streamTimeouts = StreamTimeouts(firstToken: .seconds(2))
+            let chain = FallbackChain([Format.openAI.provider(server, model: "slow"), Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
+            let task = Task { try await chain.stream("hi").collect() }
+            await server.waitForRequests(1, model: "slow")
+            await clock.waitForSleepers(1)  // the stream's watchdog
+            clock.advance(by: .seconds(2))
+            let response = try await task.value
+            #expect(response.content == "fast answer")
+            #expect(chain.healthReport()[0].failuresByClass["timeout"] == 1)
+            await server.waitForAbandonedRequests(1)
+        }
+    }
+
+    @Test func aStallAfterContentEndsWithATypedError() async throws {
+        try await withServer { server in
+            server.script("stalls", .stallAfter(chunks: 2))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.streamTimeouts = StreamTimeouts(idle: .seconds(5))
+            let chain = FallbackChain([Format.openAI.provider(server, model: "stalls"), Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
+            let received = Recorder<String>()
+            let task = Task {
+                for try await chunk in chain.stream("hi") where chunk.hasContent { received.append(chunk.content) }
+            }
+            await received.wait(for: 2)
+            await clock.waitForSleepers(1)
+            clock.advance(by: .seconds(5))
+            await #expect {
+                try await task.value
+            } throws: { error in
+                guard let error = error as? StreamInterrupted else { return false }
+                return error.deliveredChunks == 2 && error.underlying.kind == .timeout && error.underlying.message.contains("stalled")
+            }
+            #expect(server.requests(for: "backup").isEmpty)
+            await server.waitForAbandonedRequests(1)
+        }
+    }
+
+    @Test(arguments: Format.allCases)
+    func aCutAfterContentIsNeverPassedOffAsComplete(_ format: Format) async throws {
+        try await withServer { server in
+            server.script("cut", .cutStream(afterChunks: 3))
+            let chain = FallbackChain([format.provider(server, model: "cut"), format.provider(server, model: "backup")], configuration: config())
+            var delivered = ""
+            do {
+                for try await chunk in chain.stream("hi") { delivered += chunk.content }
+                Issue.record("\(format): a cut stream must not end cleanly")
+            } catch let error as StreamInterrupted {
+                #expect(error.deliveredChunks == 3)
+                #expect(error.deliveredCharacters == delivered.count)
+                #expect(error.provider == "\(format.rawValue)/cut")
+                #expect(error.trace.count == 1)
+            }
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func restartPolicyTellsTheCallerAndReRuns() async throws {
+        try await withServer { server in
+            server.script("cut", .cutStream(afterChunks: 2, text: "partial answer that breaks"))
+            server.script("backup", .text("complete answer"))
+            var configuration = config()
+            configuration.midStreamPolicy = .restart
+            let chain = FallbackChain([Format.openAI.provider(server, model: "cut"), Format.anthropic.provider(server, model: "backup")], configuration: configuration)
+            var chunks: [ChatChunk] = []
+            for try await chunk in chain.stream("hi") { chunks.append(chunk) }
+            let restartIndex = try #require(chunks.firstIndex { $0.kind == .restart })
+            #expect(chunks[..<restartIndex].map(\.content).joined() == "partial answer")
+            #expect(chunks[restartIndex...].map(\.content).joined() == "complete answer")
+            let collected = try await chain.stream("again").collect()
+            #expect(collected.content == "complete answer")
+        }
+    }
+
+    @Test func continuePolicyPrefillsWhereSupported() async throws {
+        try await withServer { server in
+            server.script("cut", .cutStream(afterChunks: 2, text: "Once upon a time"))
+            server.script("claude", .text(" a time there was"))
+            var configuration = config()
+            configuration.midStreamPolicy = .continue
+            let chain = FallbackChain([Format.openAI.provider(server, model: "cut"), Format.anthropic.provider(server, model: "claude")], configuration: configuration)
+            var chunks: [ChatChunk] = []
+            for try await chunk in chain.stream("tell") { chunks.append(chunk) }
+            #expect(!chunks.contains { $0.kind == .restart })
+            #expect(chunks.map(\.content).joined() == "Once upon a time there was")
+            let sent = try JSONValue(parsing: try #require(server.requests(for: "claude").first).bodyText)
+            let last = sent["messages"]?.arrayValue?.last
+            #expect(last?["role"] == "assistant")
+            #expect(last?["content"] == "Once upon" || last?["content"]?.arrayValue?.first?["text"] == "Once upon")
+        }
+    }
+
+    @Test func continueFallsBackToRestartWithoutPrefill() async throws {
+        try await withServer { server in
+            server.script("cut", .cutStream(afterChunks: 1))
+            server.script("gemini", .text("fresh"))
+            var configuration = config()
+            configuration.midStreamPolicy = .continue
+            let chain = FallbackChain([Format.openAI.provider(server, model: "cut"), Format.gemini.provider(server, model: "gemini")], configuration: configuration)
+            var chunks: [ChatChunk] = []
+            for try await chunk in chain.stream("hi") { chunks.append(chunk) }
+            #expect(chunks.contains { $0.kind == .restart })
+            let sent = try JSONValue(parsing: try #require(server.requests(for: "gemini").first).bodyText)
+            #expect(sent["contents"]?.arrayValue?.count == 1)
+        }
+    }
+
+    @Test func aRefusedPrefillNeverHidesTheOriginalFailure() async throws {
+        try await withServer { server in
+            server.script("cut", .cutStream(afterChunks: 2))
+            server.script("claude", .status(400, message: "prefill not allowed"))
+            var configuration = config()
+            configuration.midStreamPolicy = .continue
+            let chain = FallbackChain([Format.openAI.provider(server, model: "cut"), Format.anthropic.provider(server, model: "claude")], configuration: configuration)
+            do {
+                for try await _ in chain.stream("hi") {}
+                Issue.record("expected a failure")
+            } catch let error as AllProvidersFailed {
+                let failure = try #require(error.failures.last)
+                #expect(failure.kind == .connection)
+                #expect(failure.message.contains("prefill not allowed"))
+            }
+        }
+    }
+
+    @Test(arguments: Format.allCases)
+    func missingTerminatorIsFinalisedAtOnce(_ format: Format) async throws {
+        try await withServer { server in
+            server.script("m", .missingTerminator(text: "all the words"))
+            let response = try await singleChain(format.provider(server, model: "m")).stream("hi").collect()
+            #expect(response.content == "all the words")
+            #expect(response.finishReason == .other("unterminated"))
+        }
+    }
+
+    @Test func malformedChunkAfterContentIsATypedError() async throws {
+        try await withServer { server in
+            server.script("m", .malformedChunk(afterChunks: 2))
+            do {
+                for try await _ in singleChain(Format.openAI.provider(server, model: "m")).stream("hi") {}
+                Issue.record("expected a failure")
+            } catch let error as StreamInterrupted {
+                #expect(error.underlying.kind == .invalidResponse)
+            }
+            // The process and the server stay healthy: the next stream works.
+            server.script("m", .text("fine"))
+            let next = try await singleChain(Format.openAI.provider(server, model: "m")).stream("hi").collect()
+            #expect(next.content == "fine")
+        }
+    }
+
+    @Test func breakingOutOfTheLoopCancelsUpstream() async throws {
+        try await withServer { server in
+            server.script("m", .chunkDelay(.milliseconds(20), .text((1...200).map { "w\($0)" }.joined(separator: " "))))
+            let chain = singleChain(Format.openAI.provider(server, model: "m"))
+            var seen = 0
+            for try await chunk in chain.stream("hi") where chunk.hasContent {
+                seen += 1
+                if seen == 3 { break }
+            }
+            await server.waitForAbandonedRequests(1)
+            #expect(chain.healthReport()[0].failures == 0)
+        }
+    }
+
+    @Test func streamLatencyIsTimeToFirstToken() async throws {
+        try await withServer { server in
+            server.script("m", .text("a b c"))
+            let chain = singleChain(Format.openAI.provider(server, model: "m"))
+            _ = try await chain.stream("hi").collect()
+            let report = chain.healthReport()[0]
+            #expect(report.latency != nil)
+            #expect(report.successes == 1)
+        }
+    }
+}
