@@ -32,6 +32,17 @@ let package = Package(
                 .product(name: "LLMFallbackTesting", package: "llm-fallback"),
             ]
         ),
+        // Issue 5: tail latency of ordered vs latency routing, with and without hedging, against a provider that is
+        // slow 10% of the time. A plain executable, not a benchmark-plugin suite; run it with scripts/routing-scenario.sh.
+        .executableTarget(
+            name: "RoutingScenario",
+            dependencies: [
+                .product(name: "LLMFallback", package: "llm-fallback"),
+                .product(name: "LLMFallbackTesting", package: "llm-fallback"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )
 

@@ -52,7 +52,9 @@ extension FallbackChain {
         public var midStreamPolicy: MidStreamPolicy
         /// The largest response body accepted.
         public var maxResponseBytes: Int
-        /// Latency samples older than this are forgotten, so a recovered provider is measured again.
+        /// Latency samples older than this are forgotten: the provider counts as unmeasured again, so the next
+        /// request tries it and its figure starts afresh. This is how latency routing gives a provider that it
+        /// stopped choosing (after a slow spell) a chance to win again.
         public var latencyMaxAge: Duration
         /// Hedged requests for the slow tail (off by default): when the first provider has not answered within
         /// the hedge delay, the rest of the order starts in parallel and the first answer wins.
@@ -71,7 +73,7 @@ extension FallbackChain {
             streamTimeouts: StreamTimeouts = .init(),
             midStreamPolicy: MidStreamPolicy = .fail,
             maxResponseBytes: Int = 32 << 20,
-            latencyMaxAge: Duration = .seconds(300),
+            latencyMaxAge: Duration = .seconds(30),
             hedging: Hedging? = nil,
             randomSeed: UInt64? = nil
         ) {

@@ -15,10 +15,7 @@ extension FallbackChain {
     /// the stream with ``StreamInterrupted`` unless ``Configuration/midStreamPolicy`` says otherwise. Breaking out
     /// of the loop or cancelling the task cancels the upstream request.
     public func stream(_ prompt: String, system: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil) -> AsyncThrowingStream<ChatChunk, any Error> {
-        var messages: [Message] = []
-        if let system { messages.append(.system(system)) }
-        messages.append(.user(prompt))
-        return stream(ChatRequest(messages: messages, temperature: temperature, maxTokens: maxTokens))
+        stream(ChatRequest(prompt: prompt, system: system, temperature: temperature, maxTokens: maxTokens))
     }
 
     /// Streams the continuation of a conversation.

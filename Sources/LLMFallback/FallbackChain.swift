@@ -149,10 +149,7 @@ public final class FallbackChain: Sendable {
     /// - Throws: ``AllProvidersFailed`` when no provider answered, ``ProviderError`` when the policy stops on an
     ///   error (a content filter, an invalid request), `CancellationError` when the task is cancelled.
     public func chat(_ prompt: String, system: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil) async throws -> ChatResponse {
-        var messages: [Message] = []
-        if let system { messages.append(.system(system)) }
-        messages.append(.user(prompt))
-        return try await chat(ChatRequest(messages: messages, temperature: temperature, maxTokens: maxTokens))
+        try await chat(ChatRequest(prompt: prompt, system: system, temperature: temperature, maxTokens: maxTokens))
     }
 
     /// Continues a conversation.
@@ -198,6 +195,7 @@ public final class FallbackChain: Sendable {
             response.latency = outcome.latency
             response.attempts = outcome.trace.count
             response.trace = outcome.trace
+            response.route = outcome.route
             response.providerName = entry(outcome.index).provider.name
             span.attributes["llm_fallback.provider"] = response.providerName
             span.attributes["llm_fallback.attempts"] = response.attempts
@@ -298,6 +296,7 @@ public final class FallbackChain: Sendable {
         var index: Int
         var latency: Duration
         var trace: [AttemptRecord]
+        var route: [String]
     }
 
     typealias Attempt<Value: Sendable> = @Sendable (ChainEntry, ResolvedProvider, Duration, AttemptContext) async -> AttemptResult<Value>
@@ -345,7 +344,8 @@ public final class FallbackChain: Sendable {
         requestCounter.increment()
         let start = clock.now()
         let overallDeadline = (options.timeout ?? configuration.requestTimeout).map { start + $0 }
-        var queue = (order ?? plan(options))[...]
+        let planned = order ?? plan(options)
+        var queue = planned[...]
         var trace: [AttemptRecord] = []
         var failures: [ProviderError] = []
         var skipped: [SkippedProvider] = []
@@ -434,7 +434,7 @@ public final class FallbackChain: Sendable {
                     let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
                     observe(entry: entry, record: record, breakerChange: change, error: nil)
                     span.attributes["llm_fallback.failovers"] = failures.count
-                    return Outcome(value: value, index: index, latency: duration, trace: trace)
+                    return Outcome(value: value, index: index, latency: duration, trace: trace, route: planned.map { entries[$0].provider.name })
 
                 case .cancelled:
                     let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .cancelled, duration: duration)
@@ -584,8 +584,15 @@ public final class FallbackChain: Sendable {
             }
             group.cancelAll()
             guard case .success(let response, _) = first else { return first ?? .cancelled }
-            return .success(response, latency: self.clock.now() - started)
+            return .success(response, latency: Self.normalisedLatency(self.clock.now() - started, completionTokens: response.usage?.completionTokens))
         }
+    }
+
+    /// The latency recorded for routing: answers longer than 256 tokens are scaled down in proportion, so a
+    /// long answer does not make a provider look slow.
+    static func normalisedLatency(_ latency: Duration, completionTokens: Int?) -> Duration {
+        guard let tokens = completionTokens, tokens > 256 else { return latency }
+        return latency * (256.0 / Double(tokens))
     }
 
     func performChat(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {

@@ -540,6 +540,8 @@ func config(
             var answered: [String] = []
             for _ in 0..<6 { answered.append(try await chain.chat("hi").providerName) }
             #expect(answered == ["a", "b", "c", "a", "b", "c"])
+            let routed = try await chain.chat("hi")
+            #expect(routed.route == ["a", "b", "c"])
         }
     }
 
@@ -634,5 +636,49 @@ func config(
             _ = try? await second.value
             #expect(chain.hedges.inFlight == 0)
         }
+    }
+}
+
+@Suite struct LatencyRoutingTests {
+    func latencyChain(_ server: MockLLMServer, _ names: [String], tolerance: Double = 0.2) -> FallbackChain {
+        var configuration = config()
+        configuration.strategy = .latency(tolerance: tolerance)
+        return FallbackChain(names.map { server.openAI($0) }, configuration: configuration)
+    }
+
+    @Test func movesAwayWhenTheFastestSlowsDown() async throws {
+        try await withServer { server in
+            server.script("a", .delayed(.milliseconds(5), .text("a")))
+            server.script("b", .delayed(.milliseconds(60), .text("b")))
+            let chain = latencyChain(server, ["a", "b"])
+            for _ in 0..<6 { _ = try await chain.chat("warm up") }
+            let before = try await chain.chat("hi").providerName
+            #expect(before == "a")
+            // a slows down: its average rises past b's and b takes over.
+            server.script("a", .delayed(.milliseconds(250), .text("a")))
+            var answered: [String] = []
+            for _ in 0..<12 { answered.append(try await chain.chat("hi").providerName) }
+            #expect(answered.suffix(3).allSatisfy { $0 == "b" })
+        }
+    }
+
+    @Test func providersWithinTheToleranceBandShareTheLoad() async throws {
+        try await withServer { server in
+            server.script("a", .delayed(.milliseconds(30), .text("a")))
+            server.script("b", .delayed(.milliseconds(30), .text("b")))
+            let chain = latencyChain(server, ["a", "b"], tolerance: 1.0)
+            var counts: [String: Int] = [:]
+            for _ in 0..<30 { counts[try await chain.chat("hi").providerName, default: 0] += 1 }
+            #expect(counts["a", default: 0] >= 5)
+            #expect(counts["b", default: 0] >= 5)
+            let shares = chain.healthReport().map(\.share)
+            #expect(abs(shares.reduce(0, +) - 1) < 0.001)
+        }
+    }
+
+    @Test func longAnswersAreNormalised() {
+        let long = FallbackChain.normalisedLatency(.milliseconds(1000), completionTokens: 1024)
+        #expect(long == .milliseconds(250))
+        #expect(FallbackChain.normalisedLatency(.milliseconds(100), completionTokens: 50) == .milliseconds(100))
     }
 }

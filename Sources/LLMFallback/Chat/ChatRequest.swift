@@ -61,4 +61,12 @@ public struct ChatRequest: Hashable, Sendable {
         self.seed = seed
         self.user = user
     }
+
+    /// A one-question request: an optional system message and the user's prompt.
+    public init(prompt: String, system: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil) {
+        var messages: [Message] = []
+        if let system { messages.append(.system(system)) }
+        messages.append(.user(prompt))
+        self.init(messages: messages, temperature: temperature, maxTokens: maxTokens)
+    }
 }

@@ -26,6 +26,8 @@ public struct ChatResponse: Sendable {
     public var trace: [AttemptRecord]
     /// The provider's raw response body, for fields this model does not map.
     public var rawBody: Data?
+    /// The order in which the chain's routing strategy ranked the providers for this request (entry labels).
+    public var route: [String] = []
 
     /// ``latency`` in milliseconds.
     public var latencyMs: Double { latency.milliseconds }

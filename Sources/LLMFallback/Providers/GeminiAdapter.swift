@@ -83,16 +83,7 @@ public struct GeminiAdapter: ProviderAdapter {
         if let error {
             return Self.error(from: error, status: status, headers: headers)
         }
-        let text = String(buffer: body)
-        var kind = ErrorClassifier.kind(forStatus: status)
-        if kind == .invalidRequest && ErrorClassifier.mentionsContextLength(text) { kind = .contextLengthExceeded }
-        return ProviderError(
-            kind,
-            status: status,
-            message: text.isEmpty ? "HTTP \(status)" : String(text.prefix(500)),
-            retryAfter: ErrorClassifier.retryAfter(from: headers),
-            requestID: ErrorClassifier.requestID(from: headers)
-        )
+        return ErrorClassifier.unstructuredError(status: status, headers: headers, body: body)
     }
 
     public func makeStreamDecoder(for provider: ResolvedProvider) -> any StreamDecoder {

@@ -165,6 +165,21 @@ enum ErrorClassifier {
         return .milliseconds(seconds * 1000)
     }
 
+    /// An error whose body is not the format's error JSON (an HTML page from a proxy, an empty body): classified
+    /// by status, with the body's start as the message.
+    static func unstructuredError(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> ProviderError {
+        let text = String(buffer: body)
+        var kind = kind(forStatus: status)
+        if kind == .invalidRequest && mentionsContextLength(text) { kind = .contextLengthExceeded }
+        return ProviderError(
+            kind,
+            status: status,
+            message: text.isEmpty ? "HTTP \(status)" : String(text.prefix(500)),
+            retryAfter: retryAfter(from: headers),
+            requestID: requestID(from: headers)
+        )
+    }
+
     static func requestID(from headers: HTTPHeaders) -> String? {
         headers.first(name: "x-request-id") ?? headers.first(name: "request-id") ?? headers.first(name: "apim-request-id")
             ?? headers.first(name: "x-goog-request-id")
