@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// What a stream does when it fails after content has reached the caller.
@@ -59,6 +60,8 @@ extension FallbackChain {
         /// Hedged requests for the slow tail (off by default): when the first provider has not answered within
         /// the hedge delay, the rest of the order starts in parallel and the first answer wins.
         public var hedging: Hedging?
+        /// Where the chain's swift-metrics figures go; `nil` uses the process-wide `MetricsSystem.factory`.
+        public var metricsFactory: (any MetricsFactory)?
         /// A seed for routing and jitter randomness, for reproducible tests; `nil` uses the system generator.
         public var randomSeed: UInt64?
 
@@ -75,8 +78,10 @@ extension FallbackChain {
             maxResponseBytes: Int = 32 << 20,
             latencyMaxAge: Duration = .seconds(30),
             hedging: Hedging? = nil,
+            metricsFactory: (any MetricsFactory)? = nil,
             randomSeed: UInt64? = nil
         ) {
+            self.metricsFactory = metricsFactory
             self.hedging = hedging
             self.strategy = strategy
             self.circuitBreaker = circuitBreaker

@@ -46,6 +46,7 @@ public final class FallbackChain: Sendable {
     let onEvent: EventHandler?
     let routing: Mutex<RoutingState>
     let hedges = HedgeCounter()
+    let metricsFactory: any MetricsFactory
     let requestCounter: Counter
     let failoverCounter: Counter
 
@@ -82,7 +83,7 @@ public final class FallbackChain: Sendable {
         self.configuration = configuration
         let environment = ProcessInfo.processInfo.environment
         self.entries = providers.enumerated().map { index, provider in
-            ChainEntry(index: index, provider: provider, environment: environment)
+            ChainEntry(index: index, provider: provider, environment: environment, metricsFactory: configuration.metricsFactory ?? MetricsSystem.factory)
         }
         self.health = HealthRegistry(
             count: providers.count,
@@ -97,8 +98,10 @@ public final class FallbackChain: Sendable {
         self.onSuccess = onSuccess
         self.onEvent = onEvent
         self.routing = Mutex(RoutingState(random: ChainRandom(seeded: configuration.randomSeed.map(SeededGenerator.init(seed:)))))
-        self.requestCounter = Counter(label: "llm_fallback_requests_total")
-        self.failoverCounter = Counter(label: "llm_fallback_failovers_total")
+        let metrics = configuration.metricsFactory ?? MetricsSystem.factory
+        self.metricsFactory = metrics
+        self.requestCounter = Counter(label: "llm_fallback_requests_total", factory: metrics)
+        self.failoverCounter = Counter(label: "llm_fallback_failovers_total", factory: metrics)
     }
 
     /// Creates a chain from the common settings (the form in the README).
@@ -234,7 +237,7 @@ public final class FallbackChain: Sendable {
                 }
                 defer { self.hedges.release() }
                 hedgeStarted.set()
-                Counter(label: "llm_fallback_hedges_total").increment()
+                Counter(label: "llm_fallback_hedges_total", factory: self.metricsFactory).increment()
                 self.logger.debug("hedging", metadata: ["slow": "\(self.entries[order[0]].provider.name)", "delay_ms": "\(delay.milliseconds)"])
                 return try await self.chatOnce(request, options: options, order: Array(order.dropFirst()), span: span)
             }
@@ -513,7 +516,7 @@ public final class FallbackChain: Sendable {
 
     func failover(from: Provider, to: Provider, error: ProviderError) {
         failoverCounter.increment()
-        Counter(label: "llm_fallback_provider_failovers_total", dimensions: [("from", from.name), ("to", to.name), ("class", error.kind.label)]).increment()
+        Counter(label: "llm_fallback_provider_failovers_total", dimensions: [("from", from.name), ("to", to.name), ("class", error.kind.label)], factory: metricsFactory).increment()
         logger.warning(
             "failing over",
             metadata: ["from": "\(from.name)", "to": "\(to.name)", "class": "\(error.kind.label)", "status": "\(error.status.map(String.init) ?? "-")"]
@@ -529,7 +532,8 @@ public final class FallbackChain: Sendable {
         if let error {
             Counter(
                 label: "llm_fallback_errors_total",
-                dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("class", error.kind.label)]
+                dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("class", error.kind.label)],
+                factory: metricsFactory
             ).increment()
         } else {
             entry.metrics.successes.increment()
@@ -549,7 +553,8 @@ public final class FallbackChain: Sendable {
             entry.metrics.breakerState.record(breakerChange.gaugeValue)
             Counter(
                 label: "llm_fallback_breaker_transitions_total",
-                dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("state", breakerChange.description)]
+                dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("state", breakerChange.description)],
+                factory: metricsFactory
             ).increment()
             logger.notice("circuit breaker \(breakerChange)", metadata: ["provider": "\(entry.provider.name)"])
             emit(.breakerChanged(provider: entry.provider, state: breakerChange))
@@ -646,7 +651,7 @@ struct ChainEntry: Sendable {
     let adapter: any ProviderAdapter
     let metrics: Metrics
 
-    init(index: Int, provider: Provider, environment: [String: String]) {
+    init(index: Int, provider: Provider, environment: [String: String], metricsFactory: any MetricsFactory) {
         self.index = index
         self.provider = provider
         do {
@@ -659,10 +664,10 @@ struct ChainEntry: Sendable {
         }
         let dimensions = [("provider", provider.name), ("model", provider.model)]
         self.metrics = Metrics(
-            attempts: Counter(label: "llm_fallback_attempts_total", dimensions: dimensions),
-            successes: Counter(label: "llm_fallback_successes_total", dimensions: dimensions),
-            duration: Timer(label: "llm_fallback_attempt_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds),
-            breakerState: Gauge(label: "llm_fallback_breaker_state", dimensions: dimensions)
+            attempts: Counter(label: "llm_fallback_attempts_total", dimensions: dimensions, factory: metricsFactory),
+            successes: Counter(label: "llm_fallback_successes_total", dimensions: dimensions, factory: metricsFactory),
+            duration: Timer(label: "llm_fallback_attempt_duration_seconds", dimensions: dimensions, factory: metricsFactory),
+            breakerState: Gauge(label: "llm_fallback_breaker_state", dimensions: dimensions, factory: metricsFactory)
         )
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import LLMFallbackTesting
 import Synchronization
 import Testing
@@ -639,38 +640,79 @@ func config(
     }
 }
 
+/// A transport that makes each request take a scripted time on a manual clock, so latency routing is tested
+/// exactly, whatever the load on the machine.
+final class VirtualLatencyTransport: HTTPTransport {
+    let base = AsyncHTTPClientTransport()
+    let clock: ManualClock
+    let latencies: Mutex<[String: Duration]>
+
+    init(clock: ManualClock, latencies: [String: Duration]) {
+        self.clock = clock
+        self.latencies = Mutex(latencies)
+    }
+
+    func set(_ model: String, _ latency: Duration) { latencies.withLock { $0[model] = latency } }
+
+    func send(_ request: HTTPRequestParts, timeout: Duration) async throws -> TransportResponse {
+        let body = try JSONValue(parsing: String(buffer: request.body ?? ByteBuffer()))
+        let model = body["model"]?.stringValue ?? ""
+        let response = try await base.send(request, timeout: timeout)
+        clock.advance(by: latencies.withLock { $0[model] ?? .zero })
+        return response
+    }
+}
+
 @Suite struct LatencyRoutingTests {
-    func latencyChain(_ server: MockLLMServer, _ names: [String], tolerance: Double = 0.2) -> FallbackChain {
+    func latencyChain(_ server: MockLLMServer, _ transport: VirtualLatencyTransport, _ names: [String], tolerance: Double = 0.2) -> FallbackChain {
         var configuration = config()
         configuration.strategy = .latency(tolerance: tolerance)
-        return FallbackChain(names.map { server.openAI($0) }, configuration: configuration)
+        return FallbackChain(names.map { server.openAI($0) }, configuration: configuration, transport: transport, clock: transport.clock)
     }
 
     @Test func movesAwayWhenTheFastestSlowsDown() async throws {
         try await withServer { server in
-            server.script("a", .delayed(.milliseconds(5), .text("a")))
-            server.script("b", .delayed(.milliseconds(60), .text("b")))
-            let chain = latencyChain(server, ["a", "b"])
-            for _ in 0..<6 { _ = try await chain.chat("warm up") }
-            let before = try await chain.chat("hi").providerName
-            #expect(before == "a")
-            // a slows down: its average rises past b's and b takes over.
-            server.script("a", .delayed(.milliseconds(250), .text("a")))
+            let transport = VirtualLatencyTransport(clock: ManualClock(), latencies: ["a": .milliseconds(50), "b": .milliseconds(200)])
+            let chain = latencyChain(server, transport, ["a", "b"])
             var answered: [String] = []
-            for _ in 0..<12 { answered.append(try await chain.chat("hi").providerName) }
-            #expect(answered.suffix(3).allSatisfy { $0 == "b" })
+            for _ in 0..<6 { answered.append(try await chain.chat("hi").providerName) }
+            // Both unmeasured at first: each is tried once, then the faster takes everything.
+            #expect(answered == ["a", "b", "a", "a", "a", "a"])
+            // a slows down: its average rises past b's and b takes over.
+            transport.set("a", .milliseconds(800))
+            answered = []
+            for _ in 0..<4 { answered.append(try await chain.chat("hi").providerName) }
+            #expect(answered == ["a", "b", "b", "b"])
+            let report = chain.healthReport()
+            #expect(report[0].latency! > report[1].latency!)
+        }
+    }
+
+    @Test func aRecoveredProviderWinsAgainOnceItsOldSamplesAgeOut() async throws {
+        try await withServer { server in
+            let transport = VirtualLatencyTransport(clock: ManualClock(), latencies: ["a": .milliseconds(900), "b": .milliseconds(200)])
+            let chain = latencyChain(server, transport, ["a", "b"])
+            for _ in 0..<4 { _ = try await chain.chat("hi") }
+            let skipped = try await chain.chat("hi")
+            #expect(skipped.providerName == "b")
+            transport.set("a", .milliseconds(20))
+            transport.clock.advance(by: chain.configuration.latencyMaxAge + .seconds(1))
+            // Every sample is stale: both count as unmeasured and are tried again; a now measures fast and wins.
+            var answered: [String] = []
+            for _ in 0..<4 { answered.append(try await chain.chat("hi").providerName) }
+            #expect(answered == ["a", "b", "a", "a"])
         }
     }
 
     @Test func providersWithinTheToleranceBandShareTheLoad() async throws {
         try await withServer { server in
-            server.script("a", .delayed(.milliseconds(30), .text("a")))
-            server.script("b", .delayed(.milliseconds(30), .text("b")))
-            let chain = latencyChain(server, ["a", "b"], tolerance: 1.0)
+            let transport = VirtualLatencyTransport(clock: ManualClock(), latencies: ["a": .milliseconds(100), "b": .milliseconds(110), "c": .milliseconds(400)])
+            let chain = latencyChain(server, transport, ["a", "b", "c"], tolerance: 0.2)
             var counts: [String: Int] = [:]
-            for _ in 0..<30 { counts[try await chain.chat("hi").providerName, default: 0] += 1 }
-            #expect(counts["a", default: 0] >= 5)
-            #expect(counts["b", default: 0] >= 5)
+            for _ in 0..<60 { counts[try await chain.chat("hi").providerName, default: 0] += 1 }
+            #expect(counts["a", default: 0] >= 15)
+            #expect(counts["b", default: 0] >= 15)
+            #expect(counts["c", default: 0] == 1)  // measured once, then outside the band
             let shares = chain.healthReport().map(\.share)
             #expect(abs(shares.reduce(0, +) - 1) < 0.001)
         }

@@ -12,11 +12,8 @@ import Tracing
 
 /// The process-wide metrics and tracing backends, bootstrapped once for the whole test process.
 enum TestBackends {
-    static let metrics: TestMetrics = {
-        let metrics = TestMetrics()
-        MetricsSystem.bootstrap(metrics)
-        return metrics
-    }()
+    /// Given to the chain (never bootstrapped globally: other test targets in this process own that).
+    static let metrics = TestMetrics()
     static let tracer: InMemoryTracer = {
         let tracer = InMemoryTracer()
         InstrumentationSystem.bootstrap(tracer)
@@ -57,7 +54,7 @@ struct CapturingLogHandler: LogHandler {
             let events = Recorder<String>()
             let chain = FallbackChain(
                 [server.openAI("obs-primary", key: "obs-secret-key"), server.openAI("obs-backup", key: "obs-secret-key")],
-                configuration: config(threshold: 1),
+                configuration: { var c = config(threshold: 1); c.metricsFactory = metrics; return c }(),
                 logger: logger,
                 onEvent: { event in
                     switch event {
