@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import Synchronization
 import Tracing
@@ -48,7 +49,12 @@ extension FallbackChain {
         let (stream, continuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
         let task = Task {
             do {
-                try await self.runStream(request, options: options, continuation: continuation)
+                let order = self.plan(options)
+                if let hedging = self.configuration.hedging, options.allowFailover, order.count > 1 {
+                    try await self.hedgedStream(request, options: options, order: order, hedging: hedging, continuation: continuation)
+                } else {
+                    try await self.runStream(request, options: options, order: order, continuation: continuation)
+                }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
@@ -76,11 +82,16 @@ extension FallbackChain {
         var usage: Usage?
     }
 
-    func runStream(_ request: ChatRequest, options: RequestOptions, continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation) async throws {
+    func runStream(
+        _ request: ChatRequest,
+        options: RequestOptions,
+        order: [Int]? = nil,
+        continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+    ) async throws {
         let progress = StreamProgress()
         let policy = configuration.midStreamPolicy
         try await withSpan("llm_fallback.stream", ofKind: .client) { span in
-            let outcome = try await execute(options: options, span: span) { entry, resolved, timeout, context in
+            let outcome = try await execute(options: options, order: order, span: span) { entry, resolved, timeout, context in
                 var attemptRequest = request
                 let delivered = progress.state.withLock { $0 }
                 var prefilled = false
@@ -325,6 +336,157 @@ extension FallbackChain {
             if Task.isCancelled { return .cancelled }
             return streamFailure(ProviderError(.connection, message: "stream cut: \(error)"), entry: entry, progress: progress)
         }
+    }
+}
+
+// MARK: - Hedged streams
+
+extension FallbackChain {
+    /// Decides which leg of a hedged stream the caller sees: the first to produce content wins, its held chunks
+    /// are flushed, and the other leg is cancelled.
+    final class StreamArbiter: Sendable {
+        struct State {
+            var winner: Int?
+            var held: [[ChatChunk]] = [[], []]
+            var finished: [Bool] = [false, false]
+            var errors: [(any Error)?] = [nil, nil]
+            var legs: [Task<Void, Never>?] = [nil, nil]
+        }
+        let state = Mutex(State())
+        let output: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+        /// Resumed once the request's outcome is known.
+        let done: AsyncStream<Result<Void, any Error>>.Continuation
+
+        init(output: AsyncThrowingStream<ChatChunk, any Error>.Continuation, done: AsyncStream<Result<Void, any Error>>.Continuation) {
+            self.output = output
+            self.done = done
+        }
+
+        func offer(_ chunk: ChatChunk, from leg: Int) {
+            let (emit, loser): ([ChatChunk], Task<Void, Never>?) = state.withLock { state in
+                if let winner = state.winner {
+                    return (winner == leg ? [chunk] : [], nil)
+                }
+                guard chunk.hasContent else {
+                    state.held[leg].append(chunk)
+                    return ([], nil)
+                }
+                state.winner = leg
+                let flushed = state.held[leg] + [chunk]
+                state.held = [[], []]
+                return (flushed, state.legs[1 - leg])
+            }
+            loser?.cancel()
+            for chunk in emit { output.yield(chunk) }
+        }
+
+        func finish(_ leg: Int, error: (any Error)?) {
+            let (flush, outcome): ([ChatChunk], Result<Void, any Error>?) = state.withLock { state in
+                state.finished[leg] = true
+                state.errors[leg] = error
+                if let winner = state.winner {
+                    guard winner == leg else { return ([], nil) }
+                    return ([], error.map { .failure($0) } ?? .success(()))
+                }
+                if error == nil {
+                    // Ended cleanly without content (a tool-less empty answer): it wins as it is.
+                    state.winner = leg
+                    let flushed = state.held[leg]
+                    state.legs[1 - leg]?.cancel()
+                    return (flushed, .success(()))
+                }
+                let otherRunning = state.legs[1 - leg] != nil && !state.finished[1 - leg]
+                if otherRunning { return ([], nil) }
+                // Nothing else can answer: report the first leg's error (it tried the whole order).
+                return ([], .failure(state.errors[0] ?? error!))
+            }
+            for chunk in flush { output.yield(chunk) }
+            if let outcome {
+                done.yield(outcome)
+                done.finish()
+            }
+        }
+
+        /// Registers a leg's task; `false` when the request is already decided.
+        func register(_ leg: Int, task: Task<Void, Never>) -> Bool {
+            state.withLock { state in
+                state.legs[leg] = task
+                return state.winner == nil && !(state.finished[0] && leg == 1 && state.errors[0] != nil)
+            }
+        }
+
+        var isDecided: Bool { state.withLock { $0.winner != nil || $0.finished[0] } }
+    }
+
+    func hedgedStream(
+        _ request: ChatRequest,
+        options: RequestOptions,
+        order: [Int],
+        hedging: Hedging,
+        continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+    ) async throws {
+        let delay = hedgeDelay(for: order[0], hedging: hedging)
+        let (results, done) = AsyncStream<Result<Void, any Error>>.makeStream()
+        let arbiter = StreamArbiter(output: continuation, done: done)
+
+        func startLeg(_ leg: Int, order: [Int]) -> Task<Void, Never> {
+            let (stream, legContinuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
+            let producer = Task {
+                do {
+                    try await self.runStream(request, options: options, order: order, continuation: legContinuation)
+                    legContinuation.finish()
+                } catch {
+                    legContinuation.finish(throwing: error)
+                }
+            }
+            return Task {
+                await withTaskCancellationHandler {
+                    do {
+                        for try await chunk in stream { arbiter.offer(chunk, from: leg) }
+                        arbiter.finish(leg, error: nil)
+                    } catch {
+                        arbiter.finish(leg, error: error)
+                    }
+                } onCancel: {
+                    producer.cancel()
+                }
+            }
+        }
+
+        let primary = startLeg(0, order: order)
+        _ = arbiter.register(0, task: primary)
+        let timer = Task {
+            do {
+                try await self.clock.sleep(until: self.clock.now() + delay)
+            } catch {
+                return
+            }
+            guard !arbiter.isDecided, self.hedges.acquire(limit: hedging.maxConcurrentHedges) else { return }
+            Counter(label: "llm_fallback_hedges_total", factory: self.metricsFactory).increment()
+            let hedge = startLeg(1, order: Array(order.dropFirst()))
+            if !arbiter.register(1, task: hedge) { hedge.cancel() }
+            await hedge.value
+            self.hedges.release()
+        }
+        let outcome = await withTaskCancellationHandler {
+            var outcome: Result<Void, any Error> = .failure(CancellationError())
+            for await result in results {
+                outcome = result
+                break
+            }
+            timer.cancel()
+            let legs = arbiter.state.withLock { $0.legs }
+            for leg in legs { leg?.cancel() }
+            await timer.value
+            for leg in legs { await leg?.value }
+            return outcome
+        } onCancel: {
+            timer.cancel()
+            primary.cancel()
+            arbiter.state.withLock { $0.legs[1] }?.cancel()
+            done.finish()
+        }
+        try outcome.get()
     }
 }
 

@@ -724,3 +724,53 @@ final class VirtualLatencyTransport: HTTPTransport {
         #expect(FallbackChain.normalisedLatency(.milliseconds(100), completionTokens: 50) == .milliseconds(100))
     }
 }
+
+@Suite struct StreamHedgingTests {
+    @Test func aStreamHedgeWinsOnFirstTokenAndCancelsTheSlowStream() async throws {
+        try await withServer { server in
+            server.script("slow", .hang)
+            server.script("backup", .text("hedged stream answer"))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.hedging = .after(.seconds(1))
+            let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
+            let task = Task { try await chain.stream("hi").collect() }
+            await server.waitForRequests(1, model: "slow")
+            await clock.waitForSleepers(2)  // the slow stream's first-token watchdog and the hedge timer
+            clock.advance(by: .seconds(1))
+            let response = try await task.value
+            #expect(response.content == "hedged stream answer")
+            #expect(response.model == "backup")
+            await server.waitForAbandonedRequests(1)
+            #expect(chain.healthReport()[0].failures == 0)
+            #expect(chain.hedges.inFlight == 0)
+        }
+    }
+
+    @Test func aFastStreamIsNotHedged() async throws {
+        try await withServer { server in
+            server.script("fast", .text("one two three"))
+            var configuration = config()
+            configuration.hedging = .after(.seconds(5))
+            let chain = FallbackChain([server.openAI("fast"), server.openAI("backup")], configuration: configuration, clock: ManualClock())
+            for _ in 0..<3 {
+                let response = try await chain.stream("hi").collect()
+                #expect(response.content == "one two three")
+            }
+            #expect(server.requests(for: "backup").isEmpty)
+        }
+    }
+
+    @Test func aHedgedStreamStillFailsOverAndReportsFailure() async throws {
+        try await withServer { server in
+            server.script("a", .status(500))
+            server.script("b", .status(500))
+            var configuration = config()
+            configuration.hedging = .after(.seconds(5))
+            let chain = FallbackChain([server.openAI("a"), server.openAI("b")], configuration: configuration, clock: ManualClock())
+            await #expect(throws: AllProvidersFailed.self) {
+                for try await _ in chain.stream("hi") {}
+            }
+        }
+    }
+}
