@@ -61,6 +61,7 @@ let package = Package(
             dependencies: [
                 "LLMFallback",
                 "LLMFallbackTesting",
+                "LLMFallbackGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

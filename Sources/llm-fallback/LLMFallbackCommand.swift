@@ -19,7 +19,7 @@ struct LLMFallbackCommand: AsyncParsableCommand {
             Exit status: 0 success, 1 every provider failed, 2 usage or configuration error.
             """,
         version: "0.1.0",
-        subcommands: [DemoCommand.self, ChatCommand.self, CheckCommand.self, ConfigCommand.self]
+        subcommands: [DemoCommand.self, ChatCommand.self, CheckCommand.self, ConfigCommand.self, ServeCommand.self]
     )
 
     /// Runs the command; usage errors exit with status 2 (rather than ArgumentParser's 64), as documented.

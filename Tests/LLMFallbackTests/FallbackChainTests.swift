@@ -503,6 +503,20 @@ func config(
         }
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func aRefusedConnectionFailsOverAtOnce() async throws {
+        try await withServer { server in
+            server.script("backup", .text("backup"))
+            var down = Provider("openai", model: "down", apiKey: "k", baseURL: "http://127.0.0.1:1/v1", timeout: .seconds(300), maxRetries: 1)
+            down.name = "down"
+            // A manual clock: only the transport's own behaviour can end the attempt, and it must do so at once.
+            let chain = FallbackChain([down, server.openAI("backup")], configuration: config(), clock: ManualClock())
+            let response = try await chain.chat("hi")
+            #expect(response.providerName == "backup")
+            #expect(response.trace.prefix(2).map(\.outcome) == [.failure(.connection), .failure(.connection)])
+        }
+    }
+
     @Test func sequentialCallsReuseOneConnection() async throws {
         try await withServer { server in
             server.script("m", .text("ok"))

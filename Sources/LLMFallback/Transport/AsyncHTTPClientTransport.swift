@@ -5,13 +5,25 @@ import NIOHTTP1
 /// The default transport: AsyncHTTPClient with a shared connection pool.
 ///
 /// Connections are kept alive and reused across calls and across chains that share the client; by default the
-/// process-wide `HTTPClient.shared` is used, so nothing needs shutting down.
+/// process-wide ``failoverClient`` is used, so nothing needs shutting down.
 public struct AsyncHTTPClientTransport: HTTPTransport {
     /// The client requests go through.
     public let client: HTTPClient
 
-    /// Creates a transport over `client` (the process-wide shared client by default).
-    public init(client: HTTPClient = .shared) {
+    /// A process-wide client tuned for failover, used by default. Unlike `HTTPClient.shared` it does not retry a
+    /// refused connection until the request's deadline (a provider that is down fails at once, so the chain can
+    /// move on), and it allows up to 256 concurrent HTTP/1 connections per host (a gateway's load on one
+    /// provider).
+    public static let failoverClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    /// Creates a transport over `client` (``failoverClient`` by default).
+    public init(client: HTTPClient = AsyncHTTPClientTransport.failoverClient) {
         self.client = client
     }
 

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import LLMFallback
+import LLMFallbackGateway
+import Logging
+
+/// `llm-fallback serve`: the OpenAI-compatible failover gateway.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run an OpenAI-compatible gateway: every chain of the configuration file is served as a model.",
+        discussion: """
+            Point any OpenAI client at http://HOST:PORT/v1 and ask for a chain by name as the model. The gateway \
+            fails over, keeps circuit breakers and routes as the chain says; the response's model is the model \
+            that answered, and the x-llm-fallback-provider, -model and -attempts headers say who and how.
+
+            Routes: POST /v1/chat/completions (streamed or not), GET /v1/models, GET /health (no key needed), \
+            GET /health/providers, GET /metrics (Prometheus).
+
+            Host, port, api_keys and max_body_size come from the file's `server` section; the options below \
+            override them. SIGTERM or SIGINT stops it gracefully: requests and streams in flight may finish \
+            within --grace-period.
+
+            Example:
+              llm-fallback serve --config llm-fallback.yaml --port 8080
+            """
+    )
+
+    @Option(help: "The address to listen on (default: the config's server.host, or 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "The port to listen on; 0 picks a free one (default: the config's server.port, or 8080).")
+    var port: Int?
+
+    @Option(help: ArgumentHelp("How long in-flight requests may finish after SIGTERM, e.g. 30s.", valueName: "duration"))
+    var gracePeriod: String = "30s"
+
+    @Option(help: ArgumentHelp("The log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    func validate() throws {
+        guard let grace = DurationText.parse(gracePeriod), grace >= .zero else {
+            throw ValidationError("--grace-period: invalid duration '\(gracePeriod)' (expected e.g. 30s, 250ms)")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: unknown level '\(logLevel)'")
+        }
+        if let port, !(0...65535).contains(port) {
+            throw ValidationError("--port: \(port) is not a port")
+        }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let file = try ChainSource.loadFile(configOptions, environment: environment, required: true) else {
+            throw ExitCode(2)
+        }
+        guard !file.chains.isEmpty else {
+            Console.errLine("error: \(file.path) defines no chains to serve")
+            throw ExitCode(2)
+        }
+        var logger = Logger(label: "llm-fallback.gateway")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+
+        // Metrics first, so the chains' counters land in the registry /metrics serves.
+        GatewayMetrics.bootstrap()
+        var chains: [String: FallbackChain] = [:]
+        for settings in file.chains {
+            chains[settings.name] = FallbackChain(settings.providers, configuration: settings.configuration, logger: logger)
+        }
+        let server = file.server ?? ServerSettings()
+        let configuration = GatewayConfiguration(
+            host: host ?? server.host,
+            port: port ?? server.port,
+            apiKeys: server.apiKeys,
+            maxBodySize: server.maxBodySize,
+            shutdownGracePeriod: DurationText.parse(gracePeriod) ?? .seconds(30)
+        )
+        try await Gateway(chains: chains, configuration: configuration, logger: logger).run()
+    }
+}
