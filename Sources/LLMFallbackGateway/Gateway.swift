@@ -1,0 +1,169 @@
+import Hummingbird
+import HummingbirdCore
+import LLMFallback
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// An OpenAI-compatible HTTP gateway in front of ``FallbackChain``s: point any OpenAI client at it and get
+/// failover, circuit breakers and routing with no code change.
+///
+/// Each chain is served as a model: a request's `model` names the chain that answers it.
+///
+/// ```swift
+/// GatewayMetrics.bootstrap()   // before building chains, so their counters reach /metrics
+/// let chain = FallbackChain([
+///     Provider("openai", model: "gpt-4o"),
+///     Provider("anthropic", model: "claude-3-5-sonnet-20241022"),
+/// ])
+/// let gateway = Gateway(
+///     chains: ["default": chain],
+///     configuration: GatewayConfiguration(host: "127.0.0.1", port: 8080, apiKeys: ["my-gateway-key"]),
+///     logger: Logger(label: "llm-fallback.gateway")
+/// )
+/// try await gateway.run()   // until SIGTERM or SIGINT
+/// ```
+///
+/// ### Routes
+///
+/// | route | what |
+/// | --- | --- |
+/// | `POST /v1/chat/completions` | OpenAI Chat Completions, streamed (`"stream": true`) or not |
+/// | `GET /v1/models`, `GET /v1/models/{chain}` | the chains, in OpenAI's list format |
+/// | `GET /health` | liveness; never needs a key |
+/// | `GET /health/providers` | per chain and provider: breaker state, failures, latency, share |
+/// | `GET /metrics` | Prometheus text: the gateway's own metrics and the library's |
+///
+/// The paths also answer without the `/v1` prefix.
+///
+/// ### Responses
+///
+/// A completion's `model` is the model that actually answered; the headers `x-llm-fallback-provider` (the provider
+/// kind), `x-llm-fallback-model` and `x-llm-fallback-attempts` say who answered and after how many attempts. A
+/// stream's head is sent once the chain produced its first chunk, so a failover before the first token is invisible
+/// to the client and the headers name the provider that streams (a stream has no attempts header: the chain does
+/// not report attempts per chunk).
+///
+/// ### Errors
+///
+/// Errors use OpenAI's format, `{"error":{"message","type","param","code"}}`: `400` for a malformed body (saying
+/// what was wrong) and for a provider's refusal of the request itself (invalid request, context length, content
+/// filter: the provider's reason), `401` without a valid key, `404` for an unknown chain, `413` for a body over
+/// ``GatewayConfiguration/maxBodySize``, `429` with `Retry-After` when every provider is rate limited, `502` with
+/// the attempt trace when all providers failed, `503` when every circuit breaker is open. An error after a stream
+/// started is sent as a last `data: {"error":{...}}` event with no `data: [DONE]`, never as a clean end.
+///
+/// ### Mid-stream failures
+///
+/// The gateway streams what the chain yields, so the chain's ``MidStreamPolicy`` applies: `fail` (the default)
+/// ends the stream with an error event; `continue` lets a provider that supports assistant prefill carry on where
+/// the broken one stopped. `restart` would make the chain send the answer again from the start, which the OpenAI
+/// format cannot express (a client cannot be told to discard text): the gateway ends such a stream with an error
+/// event (code `stream_restarted`) instead.
+///
+/// ### Security
+///
+/// With ``GatewayConfiguration/apiKeys`` set, every route but `/health` needs `Authorization: Bearer <key>`,
+/// compared in constant time. Provider keys never appear in responses, errors, logs or metrics. A client that
+/// disconnects cancels its chain request, and with it the upstream request, also while the upstream is silent.
+///
+/// ### Shutdown
+///
+/// On SIGTERM or SIGINT the gateway stops accepting connections and lets in-flight requests and streams finish for
+/// up to ``GatewayConfiguration/shutdownGracePeriod``; whatever still runs then is cancelled.
+public struct Gateway: Sendable {
+    /// The chains served, by model name.
+    public let chains: [String: FallbackChain]
+    /// The configuration.
+    public let configuration: GatewayConfiguration
+    /// Where the gateway logs: the start-up line (info), failed requests (warning), refusals (debug).
+    public let logger: Logger
+
+    let core: GatewayCore
+
+    /// Creates a gateway over already-built chains.
+    ///
+    /// - Parameters:
+    ///   - chains: The chains, by the model name clients ask for.
+    ///   - configuration: Address, keys, limits, metrics.
+    ///   - logger: Where the gateway logs. Keys never appear.
+    public init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) {
+        self.chains = chains
+        self.configuration = configuration
+        self.logger = logger
+        self.core = GatewayCore(chains: chains, configuration: configuration, logger: logger)
+    }
+
+    /// Runs the gateway until the task is cancelled or the process receives SIGTERM or SIGINT, then shuts down
+    /// gracefully (see ``GatewayConfiguration/shutdownGracePeriod``).
+    ///
+    /// Bootstraps swift-metrics over the Prometheus registry first when ``GatewayConfiguration/bootstrapMetrics``
+    /// says so, and logs one line naming the address and the chains once the server listens.
+    ///
+    /// - Throws: When the address cannot be bound, or the server fails.
+    public func run() async throws {
+        if configuration.bootstrapMetrics {
+            GatewayMetrics.bootstrap(registry: core.registry)
+        }
+        var serviceConfiguration = ServiceGroupConfiguration(
+            services: [buildApplication()],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        serviceConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        try await ServiceGroup(configuration: serviceConfiguration).run()
+    }
+
+    /// Builds the Hummingbird application, for tests and for embedding the gateway in your own `ServiceGroup`.
+    ///
+    /// Running it does not bootstrap metrics and installs no signal handlers: that is ``run()``'s job.
+    ///
+    /// ```swift
+    /// let app = gateway.buildApplication { port in print("listening on", port) }
+    /// let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+    /// try await group.run()
+    /// ```
+    ///
+    /// - Parameter onServerRunning: Called with the bound port once the server listens (after the start-up log
+    ///   line); useful with port `0`.
+    /// - Returns: The application, a `Service`.
+    public func buildApplication(
+        onServerRunning: (@Sendable (_ port: Int) async -> Void)? = nil
+    ) -> some ApplicationProtocol {
+        let registry = core.connections
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [DisconnectHandler(registry: registry)],
+            idleTimeout: configuration.idleTimeout.map {
+                .nanoseconds($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000)
+            }
+        )
+        let logger = self.logger
+        let announcement = startupDescription()
+        return Application(
+            responder: GatewayResponder(core: core),
+            server: .http1(configuration: http1),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: configuration.serverName
+            ),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                let port = address?.port ?? 0
+                let host = address?.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? "?"
+                logger.info("llm-fallback gateway listening on http://\(host):\(port) serving \(announcement)")
+                await onServerRunning?(port)
+            },
+            logger: logger
+        )
+    }
+
+    /// `2 chains: default (openai/gpt-4o, anthropic/claude...), fast (groq/llama3)`.
+    func startupDescription() -> String {
+        let names = chains.keys.sorted()
+        let described = names.map { name in
+            "\(name) (\(chains[name]!.providers.map(\.name).joined(separator: ", ")))"
+        }
+        return "\(names.count) chain\(names.count == 1 ? "" : "s"): " + described.joined(separator: ", ")
+    }
+}

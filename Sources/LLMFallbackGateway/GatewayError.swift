@@ -1,0 +1,292 @@
+import Foundation
+import HTTPTypes
+import LLMFallback
+import NIOCore
+
+/// An error the gateway answers with, in OpenAI's format:
+/// `{"error":{"message":...,"type":...,"param":...,"code":...}}`.
+struct GatewayError: Error, Sendable {
+    /// The HTTP status.
+    var status: Int
+    /// What went wrong, for a person.
+    var message: String
+    /// OpenAI's error `type`, such as `invalid_request_error`.
+    var type: String
+    /// The request parameter at fault, if any.
+    var param: String?
+    /// A machine-readable code, such as `model_not_found`.
+    var code: String?
+    /// Seconds for a `Retry-After` header.
+    var retryAfterSeconds: Int?
+
+    init(status: Int, message: String, type: String, param: String? = nil, code: String? = nil, retryAfterSeconds: Int? = nil) {
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    // MARK: - Client errors
+
+    static func invalidRequest(_ message: String, param: String? = nil, code: String? = nil) -> GatewayError {
+        GatewayError(status: 400, message: message, type: "invalid_request_error", param: param, code: code)
+    }
+
+    static func decoding(_ error: DecodingError) -> GatewayError {
+        switch error {
+        case .keyNotFound(let key, let context):
+            let path = join(path(of: context.codingPath), key)
+            return invalidRequest("missing required parameter: '\(path)'", param: path, code: "missing_required_parameter")
+        case .typeMismatch(let type, let context):
+            let path = path(of: context.codingPath)
+            return invalidRequest("invalid type for '\(path)': expected \(describe(type))", param: path, code: "invalid_type")
+        case .valueNotFound(let type, let context):
+            let path = path(of: context.codingPath)
+            return invalidRequest("invalid type for '\(path)': expected \(describe(type)), got null", param: path, code: "invalid_type")
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                let detail = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                    ?? context.debugDescription
+                return invalidRequest("the request body is not valid JSON: \(detail)", code: "invalid_json")
+            }
+            let path = path(of: context.codingPath)
+            return invalidRequest("invalid value for '\(path)': \(context.debugDescription)", param: path)
+        @unknown default:
+            return invalidRequest("the request body could not be decoded: \(error)")
+        }
+    }
+
+    static func modelNotFound(_ model: String, available: [String]) -> GatewayError {
+        GatewayError(
+            status: 404,
+            message: "The model '\(model)' does not exist: the gateway serves the chains \(available.map { "'\($0)'" }.joined(separator: ", "))",
+            type: "invalid_request_error",
+            param: "model",
+            code: "model_not_found"
+        )
+    }
+
+    static func bodyTooLarge(limit: Int) -> GatewayError {
+        GatewayError(
+            status: 413,
+            message: "the request body is larger than the gateway's limit of \(limit) bytes",
+            type: "invalid_request_error",
+            code: "request_too_large"
+        )
+    }
+
+    static let missingKey = GatewayError(
+        status: 401,
+        message: "You didn't provide an API key: send it as 'Authorization: Bearer <key>'",
+        type: "invalid_request_error",
+        code: "missing_api_key"
+    )
+
+    static let invalidKey = GatewayError(
+        status: 401,
+        message: "Incorrect API key provided",
+        type: "invalid_request_error",
+        code: "invalid_api_key"
+    )
+
+    static func notFound(method: HTTPRequest.Method, path: String) -> GatewayError {
+        GatewayError(status: 404, message: "Unknown request URL: \(method.rawValue) \(path)", type: "invalid_request_error", code: "unknown_url")
+    }
+
+    static func methodNotAllowed(method: HTTPRequest.Method, path: String) -> GatewayError {
+        GatewayError(status: 405, message: "Method \(method.rawValue) is not allowed on \(path)", type: "invalid_request_error", code: "method_not_allowed")
+    }
+
+    // MARK: - What the chain threw
+
+    /// Maps what a chain threw to the status and message the client gets.
+    ///
+    /// | error | status |
+    /// | --- | --- |
+    /// | ``ProviderError`` of a client class (invalid request, context length, content filter) | 400, the provider's reason |
+    /// | ``AllProvidersFailed`` whose every failure is of a client class | 400, the first provider's reason |
+    /// | ``AllProvidersFailed`` where every provider was rate limited | 429 with `Retry-After` |
+    /// | ``AllProvidersFailed`` where every breaker was open when the request came (the chain may still have forced
+    /// one probe, which failed) | 503 with `Retry-After` |
+    /// | any other ``AllProvidersFailed`` | 502, with the attempt trace |
+    /// | another ``ProviderError`` the policy stopped on | 429 (rate limited), 504 (timeout), else 502 |
+    /// | `CancellationError` (the client went away, or shutdown) | 499 |
+    ///
+    /// - Parameters:
+    ///   - error: What the chain threw.
+    ///   - redactor: Removes provider keys from the message.
+    ///   - providerCount: The number of providers in the chain (to tell when every breaker was open).
+    static func from(_ error: any Error, redactor: Redactor, providerCount: Int = 0) -> GatewayError {
+        switch error {
+        case let failed as AllProvidersFailed:
+            return from(failed, redactor: redactor, providerCount: providerCount)
+        case let failure as ProviderError:
+            return from(failure, redactor: redactor)
+        case let interrupted as StreamInterrupted:
+            return GatewayError(
+                status: 502,
+                message: redactor.redact("\(interrupted)"),
+                type: "upstream_error",
+                code: "stream_interrupted"
+            )
+        case is CancellationError:
+            return GatewayError(status: 499, message: "the request was cancelled", type: "cancelled", code: "cancelled")
+        default:
+            return GatewayError(status: 500, message: redactor.redact("internal error: \(error)"), type: "server_error")
+        }
+    }
+
+    static func from(_ failure: ProviderError, redactor: Redactor) -> GatewayError {
+        let message = redactor.redact(failure.provider.map { "\($0): \(failure.message)" } ?? failure.message)
+        switch failure.kind {
+        case .contextLengthExceeded:
+            return GatewayError(status: 400, message: message, type: "invalid_request_error", code: "context_length_exceeded")
+        case .contentFiltered:
+            return GatewayError(status: 400, message: message, type: "invalid_request_error", code: "content_filter")
+        case .invalidRequest:
+            return GatewayError(status: 400, message: message, type: "invalid_request_error", code: failure.code.map(redactor.redact))
+        case .rateLimited:
+            return GatewayError(
+                status: 429,
+                message: message,
+                type: "rate_limit_error",
+                code: "rate_limit_exceeded",
+                retryAfterSeconds: seconds(failure.retryAfter)
+            )
+        case .timeout:
+            return GatewayError(status: 504, message: message, type: "timeout_error", code: "upstream_timeout")
+        default:
+            return GatewayError(status: 502, message: redactor.redact("\(failure)"), type: "upstream_error", code: failure.kind.label)
+        }
+    }
+
+    static func from(_ failed: AllProvidersFailed, redactor: Redactor, providerCount: Int) -> GatewayError {
+        if !failed.failures.isEmpty, failed.failures.allSatisfy(\.kind.isClientError), let first = failed.failures.first {
+            return from(first, redactor: redactor)
+        }
+        let message = redactor.redact(traceMessage(failed))
+        if failed.allRateLimited {
+            return GatewayError(
+                status: 429,
+                message: message,
+                type: "rate_limit_error",
+                code: "rate_limit_exceeded",
+                retryAfterSeconds: seconds(failed.shortestRetryAfter)
+            )
+        }
+        let openAtStart = Set(failed.skipped.lazy.filter { $0.reason == .circuitOpen }.map(\.provider))
+        if failed.allCircuitsOpen || (providerCount > 0 && openAtStart.count >= providerCount) {
+            return GatewayError(
+                status: 503,
+                message: message,
+                type: "service_unavailable_error",
+                code: "all_circuits_open",
+                retryAfterSeconds: seconds(failed.skipped.map(\.availableIn).min())
+            )
+        }
+        return GatewayError(status: 502, message: message, type: "upstream_error", code: "all_providers_failed")
+    }
+
+    /// The chain's summary followed by every attempt it made.
+    static func traceMessage(_ failed: AllProvidersFailed) -> String {
+        var message = failed.description
+        if !failed.trace.isEmpty {
+            message += " | attempts: " + failed.trace.map(\.description).joined(separator: ", ")
+        }
+        return message
+    }
+
+    /// Whole seconds, rounded up, at least 1.
+    static func seconds(_ duration: Duration?) -> Int {
+        guard let duration else { return 1 }
+        let (seconds, attoseconds) = duration.components
+        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
+    }
+
+    // MARK: - Coding paths
+
+    static func path(of codingPath: [any CodingKey]) -> String {
+        var path = ""
+        for key in codingPath {
+            if let index = key.intValue {
+                path += "[\(index)]"
+            } else {
+                path = join(path, key)
+            }
+        }
+        return path.isEmpty ? "body" : path
+    }
+
+    private static func join(_ path: String, _ key: any CodingKey) -> String {
+        path.isEmpty || path == "body" ? key.stringValue : "\(path).\(key.stringValue)"
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "a boolean"
+        case is [Any].Type: return "an array"
+        case is [String: Any].Type: return "an object"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "an object"
+        }
+    }
+
+    // MARK: - Encoding
+
+    /// The error body, `{"error":{...}}`.
+    func body(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 96 + message.utf8.count)
+        writeObject(into: &buffer)
+        return buffer
+    }
+
+    /// Writes `{"error":{"message":...,"type":...,"param":...,"code":...}}`.
+    func writeObject(into buffer: inout ByteBuffer) {
+        buffer.writeRaw(#"{"error":{"message":"#)
+        buffer.writeJSONString(message)
+        buffer.writeRaw(#","type":"#)
+        buffer.writeJSONString(type)
+        buffer.writeRaw(#","param":"#)
+        buffer.writeJSONString(orNull: param)
+        buffer.writeRaw(#","code":"#)
+        buffer.writeJSONString(orNull: code)
+        buffer.writeRaw("}}")
+    }
+}
+
+/// Removes the chains' provider keys from any text the gateway sends or logs.
+///
+/// The library already redacts the key an error came with; this is the gateway's second line: every key any chain
+/// holds (given, or read from the environment), wherever it appears.
+struct Redactor: Sendable {
+    let secrets: [String]
+
+    init(chains: some Sequence<FallbackChain>) {
+        var secrets = Set<String>()
+        let environment = ProcessInfo.processInfo.environment
+        for chain in chains {
+            for provider in chain.providers {
+                if let key = provider.apiKey { secrets.insert(key) }
+                if let key = try? provider.resolved(environment: environment).apiKey { secrets.insert(key) }
+            }
+        }
+        // Longest first, so a key that contains another is removed whole.
+        self.secrets = secrets.filter { $0.count >= 4 }.sorted { $0.count > $1.count }
+    }
+
+    func redact(_ text: String) -> String {
+        var text = text
+        for secret in secrets where text.contains(secret) {
+            text = text.replacingOccurrences(of: secret, with: "<redacted>")
+        }
+        return text
+    }
+}

@@ -1,0 +1,416 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LLMFallback
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import Prometheus
+
+/// What a request handler sees besides the request: the connection it came on.
+///
+/// Deliberately minimal (no router storage): the gateway routes by a `switch` on the path.
+public struct GatewayRequestContext: InitializableFromSource {
+    /// The connection.
+    public let channel: any Channel
+
+    /// Creates a context.
+    public init(source: ApplicationRequestContextSource) {
+        self.channel = source.channel
+    }
+}
+
+/// Answers every request of the gateway.
+///
+/// Routes by a `switch` on the path rather than Hummingbird's trie router: there are six routes, and this keeps the
+/// request path short.
+public struct GatewayResponder: HTTPResponder {
+    public typealias Context = GatewayRequestContext
+
+    let core: GatewayCore
+
+    public func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+        try await core.respond(to: request, context: context)
+    }
+}
+
+/// The shared state behind every request.
+final class GatewayCore: Sendable {
+    let chains: [String: FallbackChain]
+    let chainNames: [String]
+    let configuration: GatewayConfiguration
+    let logger: Logger
+    let instruments: GatewayInstruments
+    let registry: PrometheusCollectorRegistry
+    let connections = ConnectionRegistry()
+    let authenticator: APIKeyAuthenticator
+    let redactor: Redactor
+    let ids = CompletionIDs()
+    let allocator = ByteBufferAllocator()
+    let decoder = JSONDecoder()
+    let startedAt: Int
+    let modelsBody: ByteBuffer
+    let healthBody: ByteBuffer
+
+    static let jsonContentType = "application/json"
+    static let providerHeader = HTTPField.Name("x-llm-fallback-provider")!
+    static let modelHeader = HTTPField.Name("x-llm-fallback-model")!
+    static let attemptsHeader = HTTPField.Name("x-llm-fallback-attempts")!
+
+    init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) {
+        self.chains = chains
+        self.chainNames = chains.keys.sorted()
+        self.configuration = configuration
+        self.logger = logger
+        let registry = configuration.metricsRegistry ?? GatewayMetrics.registry
+        self.registry = registry
+        self.instruments = GatewayInstruments(registry: registry)
+        self.authenticator = APIKeyAuthenticator(keys: configuration.apiKeys)
+        self.redactor = Redactor(chains: chains.values)
+        self.startedAt = unixTime()
+        self.modelsBody = InfoEncoder.models(chainNames, created: startedAt)
+        var health = ByteBuffer()
+        health.writeRaw(#"{"status":"ok"}"#)
+        self.healthBody = health
+    }
+
+    // MARK: - Routing
+
+    func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+        let start = ContinuousClock.now
+        instruments.inFlight.increment()
+        defer { instruments.inFlight.decrement() }
+        var path = request.uri.path
+        if path.utf8.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let method = request.method
+        let route: GatewayInstruments.Route
+        let response: Response
+        switch path {
+        case "/v1/chat/completions", "/chat/completions":
+            route = .chatCompletions
+            if method != .post {
+                response = errorResponse(.methodNotAllowed(method: method, path: path))
+            } else if let refusal = authenticate(request) {
+                response = refusal
+            } else {
+                response = await chatCompletions(request, context: context)
+            }
+        case "/health":
+            route = .health
+            response = method == .get ? jsonResponse(healthBody) : errorResponse(.methodNotAllowed(method: method, path: path))
+        case "/v1/models", "/models":
+            route = .models
+            if method != .get {
+                response = errorResponse(.methodNotAllowed(method: method, path: path))
+            } else {
+                response = authenticate(request) ?? jsonResponse(modelsBody)
+            }
+        case "/health/providers":
+            route = .healthProviders
+            if method != .get {
+                response = errorResponse(.methodNotAllowed(method: method, path: path))
+            } else {
+                response = authenticate(request) ?? healthProviders()
+            }
+        case "/metrics":
+            route = .metrics
+            if method != .get {
+                response = errorResponse(.methodNotAllowed(method: method, path: path))
+            } else {
+                response = authenticate(request) ?? metrics()
+            }
+        default:
+            if path.hasPrefix("/v1/models/") && method == .get {
+                route = .models
+                response = authenticate(request) ?? model(named: String(path.dropFirst("/v1/models/".count)))
+            } else {
+                route = .other
+                response = authenticate(request) ?? errorResponse(.notFound(method: method, path: path))
+            }
+        }
+        instruments.record(route: route, status: response.status.code, duration: start.duration(to: .now))
+        return response
+    }
+
+    /// `nil` when the request may pass; otherwise the `401` to answer.
+    func authenticate(_ request: Request) -> Response? {
+        guard authenticator.isEnabled else { return nil }
+        switch authenticator.check(authorization: request.headers[.authorization]) {
+        case .allowed: return nil
+        case .missing: return errorResponse(.missingKey, extraHeaders: [.wwwAuthenticate: "Bearer"])
+        case .refused: return errorResponse(.invalidKey, extraHeaders: [.wwwAuthenticate: "Bearer"])
+        }
+    }
+
+    // MARK: - Chat completions
+
+    func chatCompletions(_ request: Request, context: GatewayRequestContext) async -> Response {
+        let limit = configuration.maxBodySize
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            return errorResponse(.bodyTooLarge(limit: limit))
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            return errorResponse(.bodyTooLarge(limit: limit))
+        } catch {
+            return errorResponse(.invalidRequest("the request body could not be read: \(error)"))
+        }
+        let parsed: ChatCompletionRequest
+        do {
+            parsed = try ChatCompletionRequest.decode(body, using: decoder)
+        } catch {
+            return errorResponse(error)
+        }
+        guard let chain = chains[parsed.model] else {
+            return errorResponse(.modelNotFound(parsed.model, available: chainNames))
+        }
+        let watch = connections.watch(for: context.channel)
+        if parsed.stream {
+            return await streamCompletion(parsed, chain: chain, watch: watch)
+        }
+        do {
+            let answer = try await watch.cancelling { try await chain.chat(parsed.request) }
+            var buffer = allocator.buffer(capacity: 384 + answer.content.utf8.count)
+            CompletionEncoder.write(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
+            var headers = HTTPFields()
+            headers.reserveCapacity(6)
+            headers[.contentType] = Self.jsonContentType
+            headers[Self.providerHeader] = answer.provider
+            headers[Self.modelHeader] = answer.model
+            headers[Self.attemptsHeader] = String(answer.attempts)
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
+        } catch {
+            return chainErrorResponse(error, chain: chain, chainName: parsed.model)
+        }
+    }
+
+    /// Starts the chain's stream and answers once its first chunk is in: a failover before the first token stays
+    /// invisible, the headers can name the provider and model that answered, and a chain that fails outright gets an
+    /// honest status rather than a `200` with an error event.
+    func streamCompletion(_ parsed: ChatCompletionRequest, chain: FallbackChain, watch: ConnectionWatch?) async -> Response {
+        let source = ChunkSource(chain.stream(parsed.request))
+        let first: ChatChunk?
+        do {
+            first = try await watch.cancelling { try await source.next() }
+        } catch {
+            return chainErrorResponse(error, chain: chain, chainName: parsed.model)
+        }
+        if Task.isCancelled {
+            return chainErrorResponse(CancellationError(), chain: chain, chainName: parsed.model)
+        }
+        let model = first?.model ?? ""
+        let encoder = ChunkEncoder(
+            id: first?.id ?? ids.next(),
+            created: unixTime(),
+            model: model,
+            includeUsage: parsed.includeUsage,
+            allocator: allocator
+        )
+        var headers = HTTPFields()
+        headers.reserveCapacity(6)
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        if let first {
+            headers[Self.providerHeader] = first.provider
+            headers[Self.modelHeader] = first.model
+        }
+        let lease = InFlightLease(instruments, isStream: true)
+        let chainName = parsed.model
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: ResponseBody { writer in
+                var encoder = encoder
+                defer { lease.release() }
+                try await self.writeStream(
+                    first: first,
+                    source: source,
+                    encoder: &encoder,
+                    watch: watch,
+                    chainName: chainName,
+                    writer: &writer
+                )
+            }
+        )
+    }
+
+    func writeStream(
+        first: ChatChunk?,
+        source: ChunkSource,
+        encoder: inout ChunkEncoder,
+        watch: ConnectionWatch?,
+        chainName: String,
+        writer: inout any ResponseBodyWriter
+    ) async throws {
+        var failure: (any Error)?
+        try await watch.cancelling {
+            var next = first
+            while let chunk = next {
+                if chunk.kind == .restart {
+                    failure = StreamRestarted(provider: chunk.provider)
+                    return
+                }
+                var buffer = allocator.buffer(capacity: 192 + chunk.content.utf8.count)
+                encoder.write(chunk, into: &buffer)
+                if buffer.readableBytes > 0 {
+                    try await writer.write(buffer)
+                }
+                do {
+                    next = try await source.next()
+                } catch {
+                    failure = error
+                    return
+                }
+            }
+        }
+        if failure == nil && Task.isCancelled {
+            failure = CancellationError()
+        }
+        if failure is CancellationError, watch?.isClosed == false {
+            // Not the client leaving: the grace period of a shutdown ran out.
+            failure = GatewayError.shuttingDown
+        }
+        var buffer = allocator.buffer(capacity: 256)
+        if let failure {
+            source.cancel()
+            let error: GatewayError
+            switch failure {
+            case let gatewayError as GatewayError: error = gatewayError
+            case is StreamRestarted: error = .restarted(failure, redactor: redactor)
+            default: error = .from(failure, redactor: redactor)
+            }
+            if error.status != 499 {
+                logger.warning(
+                    "stream failed after it started",
+                    metadata: ["chain": "\(chainName)", "status": "\(error.status)", "error": "\(error.message)"]
+                )
+            }
+            ChunkEncoder.writeError(error, into: &buffer)
+        } else {
+            encoder.writeEnd(into: &buffer)
+        }
+        try await writer.write(buffer)
+        try await writer.finish(nil)
+    }
+
+    // MARK: - Other routes
+
+    func healthProviders() -> Response {
+        let report = chainNames.map { (name: $0, report: chains[$0]!.healthReport()) }
+        return jsonResponse(InfoEncoder.health(report, redactor: redactor))
+    }
+
+    func model(named name: String) -> Response {
+        guard chains[name] != nil else {
+            return errorResponse(.modelNotFound(name, available: chainNames))
+        }
+        var buffer = ByteBuffer()
+        InfoEncoder.model(name, created: startedAt, into: &buffer)
+        return jsonResponse(buffer)
+    }
+
+    func metrics() -> Response {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(registry.internalBufferCapacity())
+        registry.emit(into: &bytes)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    // MARK: - Responses
+
+    func jsonResponse(_ body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = Self.jsonContentType
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+
+    func errorResponse(_ error: GatewayError, extraHeaders: HTTPFields = [:]) -> Response {
+        var headers = extraHeaders
+        headers[.contentType] = Self.jsonContentType
+        if let seconds = error.retryAfterSeconds {
+            headers[.retryAfter] = String(seconds)
+        }
+        return Response(
+            status: HTTPResponse.Status(code: error.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: error.body(allocator: allocator))
+        )
+    }
+
+    func chainErrorResponse(_ error: any Error, chain: FallbackChain, chainName: String) -> Response {
+        let mapped = GatewayError.from(error, redactor: redactor, providerCount: chain.providers.count)
+        if mapped.status >= 500 {
+            logger.warning("request failed", metadata: ["chain": "\(chainName)", "status": "\(mapped.status)", "error": "\(mapped.message)"])
+        } else {
+            logger.debug("request refused", metadata: ["chain": "\(chainName)", "status": "\(mapped.status)", "error": "\(mapped.message)"])
+        }
+        return errorResponse(mapped)
+    }
+}
+
+/// A restart chunk reached the gateway: see ``GatewayError/restarted(_:redactor:)``.
+struct StreamRestarted: Error {
+    var provider: String
+}
+
+extension GatewayError {
+    /// The shutdown grace period ran out while a stream was still open.
+    static let shuttingDown = GatewayError(
+        status: 503,
+        message: "the gateway shut down before the stream finished",
+        type: "server_error",
+        code: "shutting_down"
+    )
+
+    /// The OpenAI stream format cannot take back text already sent, so a chain configured with the `restart`
+    /// mid-stream policy ends the gateway's stream with this error instead of splicing two answers together.
+    static func restarted(_ error: any Error, redactor: Redactor) -> GatewayError {
+        let provider = (error as? StreamRestarted)?.provider ?? "the provider"
+        return GatewayError(
+            status: 502,
+            message: redactor.redact(
+                "the stream broke after it started and the chain restarted the answer on \(provider); the OpenAI "
+                    + "stream format cannot retract text already sent, so this stream ends here (use the 'fail' or "
+                    + "'continue' mid-stream policy behind the gateway)"
+            ),
+            type: "upstream_error",
+            code: "stream_restarted"
+        )
+    }
+}
+
+/// The chain's stream iterator, shared by the request handler (first chunk) and the response body writer (the
+/// rest).
+///
+/// Both run one after the other on the connection's task, never at once, which is what makes the unchecked
+/// `Sendable` sound. Releasing it ends the chain's stream, and with it the upstream request.
+final class ChunkSource: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<ChatChunk, any Error>.AsyncIterator?
+
+    init(_ stream: AsyncThrowingStream<ChatChunk, any Error>) {
+        iterator = stream.makeAsyncIterator()
+    }
+
+    func next() async throws -> ChatChunk? {
+        try await iterator?.next()
+    }
+
+    /// Ends the chain's stream now (its task is cancelled when the last iterator goes).
+    func cancel() {
+        iterator = nil
+    }
+}
+
+extension Optional where Wrapped == ConnectionWatch {
+    /// Runs `operation`, cancelled if the client goes away (when the connection is watched).
+    func cancelling<T>(_ operation: () async throws -> T) async rethrows -> T {
+        switch self {
+        case .some(let watch): return try await watch.cancellingOnDisconnect(operation)
+        case .none: return try await operation()
+        }
+    }
+}
