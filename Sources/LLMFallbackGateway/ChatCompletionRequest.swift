@@ -25,6 +25,13 @@ struct ChatCompletionRequest: Decodable, Sendable {
 
     enum StreamOptionsKeys: String, CodingKey { case include_usage }
 
+    init(model: String, request: ChatRequest, stream: Bool, includeUsage: Bool) {
+        self.model = model
+        self.request = request
+        self.stream = stream
+        self.includeUsage = includeUsage
+    }
+
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         model = try container.decode(String.self, forKey: .model)
@@ -64,11 +71,22 @@ struct ChatCompletionRequest: Decodable, Sendable {
 
     /// Decodes a request body, turning every decoding failure into a `400` that says what was wrong.
     ///
+    /// A valid request takes the fast path (``FastJSONParser`` and ``init(node:)``); anything else goes through
+    /// `JSONDecoder`, whose errors name the offending field.
+    ///
     /// - Throws: ``GatewayError`` (`400 invalid_request_error`).
     static func decode(_ body: ByteBuffer, using decoder: JSONDecoder) throws(GatewayError) -> ChatCompletionRequest {
         guard body.readableBytes > 0 else {
             throw GatewayError.invalidRequest("the request body is empty: send a JSON object with 'model' and 'messages'")
         }
+        if let node = FastJSONParser.parse(body), let request = ChatCompletionRequest(node: node) {
+            return request
+        }
+        return try decodeWithDiagnostics(body, using: decoder)
+    }
+
+    /// The `Codable` path: slower, and precise about what is wrong.
+    static func decodeWithDiagnostics(_ body: ByteBuffer, using decoder: JSONDecoder) throws(GatewayError) -> ChatCompletionRequest {
         do {
             return try decoder.decode(ChatCompletionRequest.self, from: body)
         } catch let error as RequestValidationError {

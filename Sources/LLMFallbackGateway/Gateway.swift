@@ -71,7 +71,8 @@ import UnixSignals
 /// ### Shutdown
 ///
 /// On SIGTERM or SIGINT the gateway stops accepting connections and lets in-flight requests and streams finish for
-/// up to ``GatewayConfiguration/shutdownGracePeriod``; whatever still runs then is cancelled.
+/// up to ``GatewayConfiguration/shutdownGracePeriod``; whatever still runs then is cancelled, upstream requests
+/// included, and a stream cut that way ends without `data: [DONE]`.
 public struct Gateway: Sendable {
     /// The chains served, by model name.
     public let chains: [String: FallbackChain]

@@ -36,7 +36,7 @@ public struct GatewayConfiguration: Sendable {
     /// swift-metrics handles are bound when they are created, so a chain built before the bootstrap reports its
     /// per-provider counters nowhere: call ``GatewayMetrics/bootstrap(registry:)`` before building the chains.
     public var bootstrapMetrics: Bool
-    /// Whether the `Server` response header names the gateway (`llm-fallback`); `nil` sends no `Server` header.
+    /// The `Server` response header's value, such as `llm-fallback`; `nil` (the default) sends no `Server` header.
     public var serverName: String?
 
     /// Creates a configuration.

@@ -10,12 +10,12 @@ import Prometheus
 /// What a request handler sees besides the request: the connection it came on.
 ///
 /// Deliberately minimal (no router storage): the gateway routes by a `switch` on the path.
-public struct GatewayRequestContext: InitializableFromSource {
+struct GatewayRequestContext: InitializableFromSource {
     /// The connection.
-    public let channel: any Channel
+    let channel: any Channel
 
     /// Creates a context.
-    public init(source: ApplicationRequestContextSource) {
+    init(source: ApplicationRequestContextSource) {
         self.channel = source.channel
     }
 }
@@ -24,12 +24,12 @@ public struct GatewayRequestContext: InitializableFromSource {
 ///
 /// Routes by a `switch` on the path rather than Hummingbird's trie router: there are six routes, and this keeps the
 /// request path short.
-public struct GatewayResponder: HTTPResponder {
-    public typealias Context = GatewayRequestContext
+struct GatewayResponder: HTTPResponder {
+    typealias Context = GatewayRequestContext
 
     let core: GatewayCore
 
-    public func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+    func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
         try await core.respond(to: request, context: context)
     }
 }

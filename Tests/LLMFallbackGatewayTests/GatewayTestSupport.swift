@@ -181,7 +181,9 @@ func withGateway<T: Sendable>(
     let gateway = Gateway(chains: chains, configuration: configuration, logger: logs.logger())
     let (ports, portContinuation) = AsyncStream<Int>.makeStream()
     let app = gateway.buildApplication { port in portContinuation.yield(port) }
-    let group = ServiceGroup(configuration: .init(services: [app], logger: logs.logger(label: "service-group")))
+    var groupConfiguration = ServiceGroupConfiguration(services: [app], logger: logs.logger(label: "service-group"))
+    groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+    let group = ServiceGroup(configuration: groupConfiguration)
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
         var iterator = ports.makeAsyncIterator()

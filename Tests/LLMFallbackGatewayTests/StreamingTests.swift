@@ -198,4 +198,33 @@ struct StreamingTests {
             }
         }
     }
+
+    @Test("a stream still open when the grace period ends is cut with no [DONE], and its upstream request cancelled")
+    func gracePeriodEnds() async throws {
+        try await withMockLLMServer { server in
+            server.script("model-primary", .chunkDelay(.milliseconds(100), .text(Array(repeating: "word", count: 100).joined(separator: " "))))
+            var configuration = GatewayConfiguration()
+            configuration.shutdownGracePeriod = .milliseconds(300)
+            try await withGateway(configuration: configuration, chains: ["default": mockChain(on: server)]) { gateway in
+                var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: chatBody("default", stream: true)))
+                let response = try await gateway.client.execute(request, timeout: .seconds(30))
+                var reader = EventReader(response)
+                var events: [String] = []
+                if let first = try await reader.next() { events.append(first) }
+                await gateway.group.triggerGracefulShutdown()
+                do {
+                    while let event = try await reader.next() { events.append(event) }
+                } catch {
+                    // The connection may end without the chunked terminator: also not a clean end.
+                }
+                #expect(!events.contains("[DONE]"))
+                #expect(events.count < 100)
+                try await within(.seconds(10), "the upstream request to be abandoned") {
+                    await server.waitForAbandonedRequests(1)
+                }
+            }
+        }
+    }
 }
