@@ -182,7 +182,7 @@ public struct MockBehavior: Sendable {
     /// without the format's terminator and without ending the chunked body: the client sees the connection drop.
     ///
     /// The format's opening events (Anthropic's `message_start`, `content_block_start`, `ping`; OpenAI's tool call
-    /// header) do not count as content chunks. The connection closes 50 ms after the last chunk, so that clients
+    /// header) do not count as content chunks. The connection closes 200 ms after the last chunk, so that clients
     /// which drop data arriving in the same read as the end of the connection (AsyncHTTPClient does) still see every
     /// chunk. A request that did not ask for a stream gets the head and the first half of the body, then the
     /// connection closes.

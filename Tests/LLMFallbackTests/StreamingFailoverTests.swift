@@ -75,18 +75,26 @@ import Testing
     func aCutAfterContentIsNeverPassedOffAsComplete(_ format: Format) async throws {
         try await withServer { server in
             server.script("cut", .cutStream(afterChunks: 3))
+            server.script("backup", .text("backup answer"))
             let chain = FallbackChain([format.provider(server, model: "cut"), format.provider(server, model: "backup")], configuration: config())
             var delivered = ""
+            var chunks = 0
             do {
-                for try await chunk in chain.stream("hi") { delivered += chunk.content }
-                Issue.record("\(format): a cut stream must not end cleanly")
+                for try await chunk in chain.stream("hi") where chunk.hasContent {
+                    delivered += chunk.content
+                    chunks += 1
+                }
+                // Only acceptable when the cut came before any content reached us (a loaded machine can see the
+                // close before the bytes): then the failover is transparent and the answer is the backup's, whole.
+                #expect(delivered == "backup answer", "\(format): a cut stream must not end cleanly")
             } catch let error as StreamInterrupted {
-                #expect(error.deliveredChunks == 3)
+                #expect((1...3).contains(error.deliveredChunks))
+                #expect(error.deliveredChunks == chunks)
                 #expect(error.deliveredCharacters == delivered.count)
                 #expect(error.provider == "\(format.rawValue)/cut")
                 #expect(error.trace.count == 1)
+                #expect(server.requests(for: "backup").isEmpty)
             }
-            #expect(server.requests(for: "backup").isEmpty)
         }
     }
 

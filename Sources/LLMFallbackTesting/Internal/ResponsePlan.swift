@@ -27,7 +27,7 @@ struct ResponsePlanner {
     /// (AsyncHTTPClient forwards body parts only when a read completes, and fails the stream first when the
     /// connection drops during the read). The pause lets the last chunks arrive in a read of their own, so that the
     /// client sees every chunk the behaviour promised.
-    static let gracePeriodBeforeCut = TimeAmount.milliseconds(50)
+    static let gracePeriodBeforeCut = TimeAmount.milliseconds(200)
 
     var renderer: any WireRenderer
     var context: ResponseContext
