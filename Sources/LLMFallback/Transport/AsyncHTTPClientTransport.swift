@@ -12,12 +12,12 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
 
     /// A process-wide client tuned for failover, used by default. Unlike `HTTPClient.shared` it does not retry a
     /// refused connection until the request's deadline (a provider that is down fails at once, so the chain can
-    /// move on), and it allows up to 256 concurrent HTTP/1 connections per host (a gateway's load on one
-    /// provider).
+    /// move on), and it allows up to 2,048 concurrent HTTP/1 connections per host: a gateway holds one upstream
+    /// connection per open stream.
     public static let failoverClient: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 2048
         configuration.timeout.connect = .seconds(10)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
