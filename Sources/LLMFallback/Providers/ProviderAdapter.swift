@@ -61,10 +61,17 @@ extension WireFormat {
 // MARK: - Shared helpers for adapters
 
 enum WireJSON {
+    /// Shared coders: both are `Sendable` and keep no state between calls, and creating one per call costs
+    /// allocations on every request.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+    static let decoder = JSONDecoder()
+
     static func encode(_ value: some Encodable) throws(ProviderError) -> ByteBuffer {
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.withoutEscapingSlashes]
             return ByteBuffer(data: try encoder.encode(value))
         } catch {
             throw ProviderError(.invalidRequest, message: "could not encode the request: \(error)")
@@ -74,7 +81,7 @@ enum WireJSON {
     static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer, what: String) throws(ProviderError) -> T {
         do {
             return try body.withUnsafeReadableBytes { bytes in
-                try JSONDecoder().decode(T.self, from: Data(bytes))
+                try decoder.decode(T.self, from: Data(bytes))
             }
         } catch {
             throw ProviderError(.invalidResponse, message: "malformed \(what): \(describe(error)); body: \(snippet(body))")
@@ -83,7 +90,7 @@ enum WireJSON {
 
     static func decode<T: Decodable>(_ type: T.Type, from text: String, what: String) throws(ProviderError) -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+            return try decoder.decode(T.self, from: Data(text.utf8))
         } catch {
             throw ProviderError(.invalidResponse, message: "malformed \(what): \(describe(error)); data: \(text.prefix(200))")
         }
