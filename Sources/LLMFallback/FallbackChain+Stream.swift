@@ -114,6 +114,7 @@ extension FallbackChain {
                     resolved: resolved,
                     request: attemptRequest,
                     timeout: timeout,
+                    attemptNumber: context.number,
                     progress: progress,
                     continuation: continuation
                 )
@@ -159,6 +160,7 @@ extension FallbackChain {
         resolved: ResolvedProvider,
         request: ChatRequest,
         timeout: Duration,
+        attemptNumber: Int,
         progress: StreamProgress,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
     ) async -> AttemptResult<StreamSummary> {
@@ -176,6 +178,7 @@ extension FallbackChain {
                     resolved: resolved,
                     request: request,
                     timeout: timeout,
+                    attemptNumber: attemptNumber,
                     progress: progress,
                     watch: watch,
                     continuation: continuation
@@ -249,6 +252,7 @@ extension FallbackChain {
         resolved: ResolvedProvider,
         request: ChatRequest,
         timeout: Duration,
+        attemptNumber: Int,
         progress: StreamProgress,
         watch: StreamWatch,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
@@ -276,6 +280,8 @@ extension FallbackChain {
                     if let finish = chunk.finishReason { summary.finishReason = finish }
                     if !chunk.model.isEmpty { summary.model = chunk.model }
                     chunk.provider = resolved.kind.name
+                    chunk.providerName = entry.provider.name
+                    chunk.attempts = attemptNumber
                     if !chunk.hasContent && deliveredHere == 0 {
                         pending.append(chunk)
                         continue

@@ -215,6 +215,7 @@ final class GatewayCore: Sendable {
         if let first {
             headers[Self.providerHeader] = first.provider
             headers[Self.modelHeader] = first.model
+            if first.attempts > 0 { headers[Self.attemptsHeader] = String(first.attempts) }
         }
         let lease = InFlightLease(instruments, isStream: true)
         let chainName = parsed.model

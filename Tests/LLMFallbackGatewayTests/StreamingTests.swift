@@ -19,6 +19,7 @@ struct StreamingTests {
             #expect(answer.headers.first(name: "content-type") == "text/event-stream")
             #expect(answer.headers.first(name: "x-llm-fallback-provider") == "primary")
             #expect(answer.headers.first(name: "x-llm-fallback-model") == "model-primary")
+            #expect(answer.headers.first(name: "x-llm-fallback-attempts") == "1")
             #expect(answer.events.last == "[DONE]")
             #expect(answer.streamedText == "one two three")
             let chunks = answer.chunks
@@ -79,6 +80,7 @@ struct StreamingTests {
             #expect(answer.status == 200)
             #expect(answer.headers.first(name: "x-llm-fallback-provider") == "backup")
             #expect(answer.headers.first(name: "x-llm-fallback-model") == "model-backup")
+            #expect(answer.headers.first(name: "x-llm-fallback-attempts") == "2")
             #expect(answer.streamedText == "from the backup")
             #expect(answer.chunks.allSatisfy { $0["model"] as? String == "model-backup" })
             #expect(answer.events.last == "[DONE]")

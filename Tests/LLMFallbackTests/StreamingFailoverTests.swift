@@ -22,6 +22,7 @@ import Testing
                 for try await chunk in chain.stream("hi") { chunks.append(chunk) }
                 #expect(chunks.map(\.content).joined() == "clean answer from backup", "\(format) fault \(offset)")
                 #expect(chunks.filter(\.hasContent).allSatisfy { $0.model == backup })
+                #expect(chunks.filter(\.hasContent).allSatisfy { $0.attempts == 2 && $0.providerName == "\(format.rawValue)/\(backup)" })
                 #expect(!chunks.contains { $0.kind == .restart })
             }
         }

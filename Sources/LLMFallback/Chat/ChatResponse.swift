@@ -94,6 +94,10 @@ public struct ChatChunk: Sendable, Hashable {
     public var provider: String
     /// The model streaming this chunk.
     public var model: String
+    /// The label of the chain entry streaming this chunk (``Provider/name``); empty outside a chain.
+    public var providerName: String = ""
+    /// How many attempts the chain had made when this chunk's attempt started (1 when the first try streams).
+    public var attempts: Int = 0
 
     /// Creates a chunk.
     public init(
