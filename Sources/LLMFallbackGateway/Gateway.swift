@@ -42,8 +42,7 @@ import UnixSignals
 /// A completion's `model` is the model that actually answered; the headers `x-llm-fallback-provider` (the provider
 /// kind), `x-llm-fallback-model` and `x-llm-fallback-attempts` say who answered and after how many attempts. A
 /// stream's head is sent once the chain produced its first chunk, so a failover before the first token is invisible
-/// to the client and the headers name the provider that streams (a stream has no attempts header: the chain does
-/// not report attempts per chunk).
+/// to the client and the headers name the provider that streams and the attempt it came from.
 ///
 /// ### Errors
 ///
