@@ -57,7 +57,7 @@ WITH_LITELLM="${BENCH_LITELLM:-1}"
 LITELLM_SPEC="${BENCH_LITELLM_SPEC:-litellm[proxy]}"
 VENV="${BENCH_VENV:-$HOME/.cache/llm-fallback-gateway-bench/venv}"
 # The client key both proxies require (wrk and the stream client send it; nginx ignores it).
-export BENCH_KEY="sk-bench-4f9c2a7d1e8b6035c4a9f2e7d1b8c6a3"
+export BENCH_KEY="bench-client-key"
 
 log() { printf '== %s\n' "$*" >&2; }
 warn() { printf '!! %s\n' "$*" >&2; }

@@ -45,6 +45,8 @@ public final class FallbackChain: Sendable {
     let onSuccess: SuccessHandler?
     let onEvent: EventHandler?
     let routing: Mutex<RoutingState>
+    /// Each entry's ``Provider/weight``, computed once for weighted routing.
+    let weights: [Double]
     let hedges = HedgeCounter()
     let metricsFactory: any MetricsFactory
     let requestCounter: Counter
@@ -90,6 +92,7 @@ public final class FallbackChain: Sendable {
             breaker: configuration.circuitBreaker,
             latencyMaxAge: configuration.latencyMaxAge
         )
+        self.weights = providers.map(\.weight)
         self.transport = transport
         self.clock = ChainClock(clock)
         self.logger = logger
@@ -333,7 +336,7 @@ public final class FallbackChain: Sendable {
             return Router.order(
                 candidates,
                 strategy: strategy,
-                weights: entries.map(\.provider.weight),
+                weights: weights,
                 latencies: latencies,
                 counter: state.counter &- 1,
                 random: &state.random
@@ -569,8 +572,8 @@ public final class FallbackChain: Sendable {
     // MARK: - One chat attempt
 
     func chatAttempt(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
-        let deadline = clock.now() + timeout
         let started = clock.now()
+        let deadline = started + timeout
         return await withTaskGroup(of: AttemptResult<ChatResponse>?.self) { group in
             group.addTask {
                 await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)

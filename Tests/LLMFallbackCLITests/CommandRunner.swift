@@ -23,9 +23,9 @@ struct CommandResult: Sendable {
 /// environment.
 enum CommandRunner {
     /// A key distinctive enough that finding it in any output means a key leaked.
-    static let secretKey = "sk-test-ZEBRA-91f3c7-never-print-me"
+    static let secretKey = "fake-key-ZEBRA-never-print-me"
     /// A second one, for a second provider.
-    static let secondSecretKey = "sk-ant-test-OKAPI-42d8e1-never-print-me"
+    static let secondSecretKey = "fake-key-OKAPI-never-print-me"
 
     /// The built command.
     static let binary: URL = {

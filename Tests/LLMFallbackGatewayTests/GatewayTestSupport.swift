@@ -11,7 +11,7 @@ import Synchronization
 import Testing
 
 /// A provider key that must never leave the gateway.
-let secretKey = "sk-live-SUPERSECRET-0123456789"
+let secretKey = "fake-provider-key-SUPERSECRET"
 
 /// A provider on the mock server, OpenAI-compatible, under the kind `kind`, without retries.
 func mockProvider(_ kind: String, model: String, on server: MockLLMServer, key: String = secretKey) -> Provider {

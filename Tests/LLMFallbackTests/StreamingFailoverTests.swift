@@ -47,6 +47,27 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func aProvidersOwnStreamLimitsWinOverTheChains() async throws {
+        try await withServer { server in
+            server.script("slow", .hang)
+            server.script("backup", .text("fast answer"))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.streamTimeouts = StreamTimeouts(firstToken: .seconds(60))
+            var slow = Format.openAI.provider(server, model: "slow")
+            slow.streamTimeouts = StreamTimeouts(firstToken: .seconds(2))
+            let chain = FallbackChain([slow, Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
+            let task = Task { try await chain.stream("hi").collect() }
+            await server.waitForRequests(1, model: "slow")
+            await clock.waitForSleepers(1)
+            #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(2)))
+            clock.advance(by: .seconds(2))
+            let response = try await task.value
+            #expect(response.content == "fast answer")
+        }
+    }
+
     @Test func aStallAfterContentEndsWithATypedError() async throws {
         try await withServer { server in
             server.script("stalls", .stallAfter(chunks: 2))

@@ -67,9 +67,6 @@ public struct OpenAIAdapter: ProviderAdapter {
             toolCalls.append(ToolCall(id: call.id ?? "call_\(offset)", name: name, arguments: function.arguments ?? "{}"))
         }
         let finish = choice.finishReason.map(Self.finishReason)
-        if finish == .contentFilter, message.content?.text.isEmpty ?? true, toolCalls.isEmpty {
-            // Azure and OpenAI answer a filtered completion with an empty message: nothing usable came back.
-        }
         return ChatResponse(
             content: message.content?.text ?? message.refusal ?? "",
             toolCalls: toolCalls,

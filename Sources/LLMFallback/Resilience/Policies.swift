@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the chain does after a failure of a given class.
 public struct FailurePolicy: Sendable {
     /// The chain's reaction to one failure.
@@ -112,14 +114,3 @@ public struct RetryPolicy: Hashable, Sendable {
         return .milliseconds(ms)
     }
 }
-
-private func pow(_ base: Double, _ exponent: Double) -> Double {
-    var result = 1.0
-    var remaining = Int(exponent)
-    while remaining > 0 {
-        result *= base
-        remaining -= 1
-    }
-    return result
-}
-
