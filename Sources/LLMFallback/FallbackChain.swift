@@ -692,8 +692,14 @@ struct ChainClock: Sendable {
 
     init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let origin = clock.now
-        now = { origin.duration(to: clock.now) }
-        sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
+        let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
+        self.now = now
+        if C.self == ContinuousClock.self {
+            // The real clock sleeps on an event loop timer: see EventLoopSleep for why not Task.sleep.
+            sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - now()) }
+        } else {
+            sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
+        }
     }
 
     func sleep(until offset: Duration) async throws {

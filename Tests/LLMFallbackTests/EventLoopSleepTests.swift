@@ -1,0 +1,84 @@
+import LLMFallbackTesting
+import Testing
+
+@testable import LLMFallback
+
+/// The real clock's sleep (deadlines, backoff, watchdogs) runs on event loop timers: it must wait as long as asked,
+/// end at once when cancelled, and carry the chain's per-attempt timeout on the real clock.
+@Suite("Event loop sleep")
+struct EventLoopSleepTests {
+    @Test("waits at least the time asked")
+    func waits() async throws {
+        let started = ContinuousClock.now
+        try await EventLoopSleep.sleep(for: .milliseconds(30))
+        #expect(ContinuousClock.now - started >= .milliseconds(30))
+    }
+
+    @Test("a cancelled sleep ends at once with CancellationError")
+    func cancelled() async throws {
+        let started = ContinuousClock.now
+        let sleeper = Task { try await EventLoopSleep.sleep(for: .seconds(3600)) }
+        sleeper.cancel()
+        let result = await sleeper.result
+        #expect(throws: CancellationError.self) { try result.get() }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test("a sleep in a task cancelled later ends when it is cancelled")
+    func cancelledWhileSleeping() async throws {
+        let sleeping = AsyncStream<Void>.makeStream()
+        let sleeper = Task {
+            sleeping.continuation.yield()
+            try await EventLoopSleep.sleep(for: .seconds(3600))
+        }
+        var iterator = sleeping.stream.makeAsyncIterator()
+        await iterator.next()
+        sleeper.cancel()
+        let result = await sleeper.result
+        #expect(throws: CancellationError.self) { try result.get() }
+    }
+
+    @Test("zero and negative durations return at once")
+    func zero() async throws {
+        try await EventLoopSleep.sleep(for: .zero)
+        try await EventLoopSleep.sleep(for: .milliseconds(-5))
+    }
+
+    @Test("many sleeps cancelled together all end")
+    func manyCancelled() async throws {
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<500 {
+                group.addTask {
+                    do {
+                        try await EventLoopSleep.sleep(for: .seconds(3600))
+                        return false
+                    } catch {
+                        return error is CancellationError
+                    }
+                }
+            }
+            group.cancelAll()
+            var cancelled = 0
+            for await outcome in group where outcome { cancelled += 1 }
+            return cancelled
+        }
+        #expect(outcomes == 500)
+    }
+
+    @Test("the chain's attempt timeout fires on the real clock and the backup answers")
+    func chainTimeoutOnRealClock() async throws {
+        try await withServer { server in
+            server.script("hung", [.hang])
+            server.script("backup", [.text("from backup")])
+            let chain = FallbackChain(
+                [server.openAI("hung", timeout: .milliseconds(200)), server.openAI("backup")],
+                configuration: config()
+            )
+            let started = ContinuousClock.now
+            let response = try await chain.chat("hello")
+            #expect(response.content == "from backup")
+            #expect(response.trace.first?.outcome == .failure(.timeout))
+            #expect(ContinuousClock.now - started < .seconds(20))
+        }
+    }
+}
