@@ -309,7 +309,10 @@ public final class FallbackChain: Sendable {
 
     /// What an attempt knows about the request so far.
     struct AttemptContext: Sendable {
+        /// The attempt's number within the request.
         var number: Int
+        /// The number of retries of this provider before this attempt.
+        var retry: Int
         var previousFailure: ProviderError?
         var trace: [AttemptRecord]
     }
@@ -346,12 +349,64 @@ public final class FallbackChain: Sendable {
         return ordered
     }
 
+    /// Runs one request through the chain: candidates in order, retries, failover, deadlines.
+    ///
+    /// The bookkeeping lives in ``Execution`` and its synchronous methods, and this driver keeps only what crosses
+    /// an `await`: an async function's frame holds every local that lives across a suspension, and each open
+    /// stream keeps its frames for as long as it runs.
     func execute<Value: Sendable>(options: RequestOptions, order: [Int]? = nil, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
         requestCounter.increment()
-        let start = clock.now()
-        let overallDeadline = (options.timeout ?? configuration.requestTimeout).map { start + $0 }
-        let planned = order ?? plan(options)
-        var queue = planned[...]
+        let run = Execution(chain: self, options: options, planned: order ?? plan(options))
+        candidates: while true {
+            try Task.checkCancellation()
+            guard let (entry, resolved) = run.nextCandidate() else { break candidates }
+            while true {
+                guard let (timeout, context) = run.beginAttempt(entry) else { break candidates }
+                let attemptStart = clock.now()
+                let result = await withSpan("llm_fallback.attempt", ofKind: .client) { attemptSpan in
+                    Self.describe(attemptSpan, entry: entry, number: context.retry + 1)
+                    let result = await attempt(entry, resolved, timeout, context)
+                    if case .failure(let error, _) = result {
+                        attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
+                    }
+                    return result
+                }
+                switch try run.finish(result, entry: entry, attemptStart: attemptStart, span: span) {
+                case .done(let outcome):
+                    return outcome
+                case .retry(let wakeAt):
+                    if let wakeAt { try await clock.sleep(until: wakeAt) }
+                    continue
+                case .next:
+                    continue candidates
+                }
+            }
+        }
+        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+        throw run.allFailed()
+    }
+
+    static func describe(_ span: any Span, entry: ChainEntry, number: Int) {
+        span.attributes["llm_fallback.provider"] = entry.provider.name
+        span.attributes["llm_fallback.model"] = entry.provider.model
+        span.attributes["llm_fallback.attempt"] = number
+    }
+
+    /// The state of one request's run through the chain, used by one task.
+    final class Execution {
+        enum Decision<Value: Sendable> {
+            /// The request is answered.
+            case done(Outcome<Value>)
+            /// Try the same provider again, after waiting until the given instant (if any).
+            case retry(wakeAt: Duration?)
+            /// Move on to the next candidate.
+            case next
+        }
+
+        let chain: FallbackChain
+        let overallDeadline: Duration?
+        let planned: [Int]
+        var queue: ArraySlice<Int>
         var trace: [AttemptRecord] = []
         var failures: [ProviderError] = []
         var skipped: [SkippedProvider] = []
@@ -359,164 +414,161 @@ public final class FallbackChain: Sendable {
         var previous: (index: Int, error: ProviderError)?
         var deadlineExceeded = false
         var triedAny = false
+        /// The current candidate.
+        var index = 0
+        var isProbe = false
+        var retry = 0
 
-        candidates: while true {
-            try Task.checkCancellation()
-            var now = clock.now()
-            let index: Int
-            var isProbe: Bool
-            if let next = queue.popFirst() {
-                switch health.admit(next, now: now) {
-                case .allowed:
-                    isProbe = false
-                case .probe:
-                    isProbe = true
-                case .rejected(let until, let reason):
-                    let skip = SkippedProvider(provider: entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
-                    skipped.append(skip)
-                    if reason == .circuitOpen { skippedOpen.append((next, until)) }
-                    logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
-                    emit(.skipped(skip))
-                    continue candidates
-                }
-                index = next
-            } else if !triedAny, let soonest = skippedOpen.min(by: { $0.until < $1.until }) {
-                // Every provider is open: rather than fail without trying, probe the one that reopens soonest.
-                health.forceProbe(soonest.index, now: now)
-                skippedOpen.removeAll()
-                index = soonest.index
-                isProbe = true
-            } else {
-                break candidates
-            }
-            triedAny = true
-            let entry = entries[index]
-            if let previous {
-                failover(from: entries[previous.index].provider, to: entry.provider, error: previous.error)
-            }
-            let resolved: ResolvedProvider
-            switch entry.resolved {
-            case .success(let value):
-                resolved = value
-            case .failure(let error):
-                trace.append(AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: 1, outcome: .failure(error.kind), duration: .zero, message: error.message))
-                failures.append(error)
-                _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: error)
-                previous = (index, error)
-                continue candidates
-            }
+        init(chain: FallbackChain, options: RequestOptions, planned: [Int]) {
+            self.chain = chain
+            self.overallDeadline = (options.timeout ?? chain.configuration.requestTimeout).map { chain.clock.now() + $0 }
+            self.planned = planned
+            self.queue = planned[...]
+        }
 
-            var retry = 0
+        /// The next provider to try, skipping those whose breaker is open or whose `Retry-After` runs; `nil` when
+        /// none is left.
+        func nextCandidate() -> (ChainEntry, ResolvedProvider)? {
             while true {
-                now = clock.now()
-                if let overallDeadline, now >= overallDeadline {
-                    deadlineExceeded = true
-                    if isProbe { _ = health.record(index, outcome: .neutral, wasProbe: true, now: now, latency: nil, error: nil) }
-                    break candidates
-                }
-                var timeout = entry.provider.timeout
-                if let limit = configuration.timeout { timeout = min(timeout, limit) }
-                if let overallDeadline { timeout = min(timeout, overallDeadline - now) }
-                emit(.attemptStarted(provider: entry.provider, number: retry + 1))
-                let context = AttemptContext(number: trace.count + 1, previousFailure: previous?.error, trace: trace)
-                let attemptStart = clock.now()
-                let result = await withSpan("llm_fallback.attempt", ofKind: .client) { attemptSpan in
-                    attemptSpan.attributes["llm_fallback.provider"] = entry.provider.name
-                    attemptSpan.attributes["llm_fallback.model"] = entry.provider.model
-                    attemptSpan.attributes["llm_fallback.attempt"] = retry + 1
-                    let result = await attempt(entry, resolved, timeout, context)
-                    if case .failure(let error, _) = result {
-                        attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
-                    }
-                    return result
-                }
-                now = clock.now()
-                let duration = now - attemptStart
-
-                switch result {
-                case .success(let value, let latency):
-                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .success, duration: duration)
-                    trace.append(record)
-                    let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
-                    observe(entry: entry, record: record, breakerChange: change, error: nil)
-                    span.attributes["llm_fallback.failovers"] = failures.count
-                    return Outcome(value: value, index: index, latency: duration, trace: trace, route: planned.map { entries[$0].provider.name })
-
-                case .cancelled:
-                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .cancelled, duration: duration)
-                    trace.append(record)
-                    _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: nil)
-                    emit(.attemptFinished(provider: entry.provider, record: record))
-                    throw CancellationError()
-
-                case .fatal(var error, let thrown):
-                    error = entry.redact(error)
-                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
-                    trace.append(record)
-                    let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
-                    observe(entry: entry, record: record, breakerChange: change, error: error)
-                    if var interrupted = thrown as? StreamInterrupted {
-                        interrupted.trace = trace
-                        throw interrupted
-                    }
-                    throw thrown
-
-                case .failure(var error, let forceFailover):
-                    error = entry.redact(error)
-                    let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
-                    trace.append(record)
-                    let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
-                    observe(entry: entry, record: record, breakerChange: change, error: error)
-                    if let retryAfter = error.retryAfter {
-                        health.setNotBefore(index, now + retryAfter)
-                    }
-                    var action = configuration.failurePolicy.action(for: error)
-                    if forceFailover && action == .stop { action = .failover }
-                    switch action {
-                    case .stop:
-                        throw error
-                    case .failoverAndSuspend:
-                        if let change = health.suspend(index, until: now + configuration.circuitBreaker.recoveryTimeout) {
-                            emit(.breakerChanged(provider: entry.provider, state: change))
-                        }
-                    case .failover:
-                        break
-                    case .retry:
-                        let wasProbe = isProbe
+                let now = chain.clock.now()
+                if let next = queue.popFirst() {
+                    switch chain.health.admit(next, now: now) {
+                    case .allowed:
                         isProbe = false
-                        if retry < entry.provider.maxRetries && !wasProbe && change != .open {
-                            let delay: Duration
-                            if let retryAfter = error.retryAfter {
-                                delay = retryAfter
-                            } else {
-                                delay = routing.withLock { configuration.retry.delay(forRetry: retry + 1, using: &$0.random) }
-                            }
-                            let fits = overallDeadline.map { now + delay < $0 } ?? true
-                            let acceptable = error.retryAfter.map { $0 <= configuration.retry.maxRetryAfterWait } ?? true
-                            if fits && acceptable {
-                                retry += 1
-                                if delay > .zero {
-                                    try await clock.sleep(until: now + delay)
-                                }
-                                if error.retryAfter != nil {
-                                    // The wait is over for this request; the provider's window has passed.
-                                }
-                                continue
-                            }
-                        }
+                    case .probe:
+                        isProbe = true
+                    case .rejected(let until, let reason):
+                        let skip = SkippedProvider(provider: chain.entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
+                        skipped.append(skip)
+                        if reason == .circuitOpen { skippedOpen.append((next, until)) }
+                        chain.logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
+                        chain.emit(.skipped(skip))
+                        continue
                     }
+                    index = next
+                } else if !triedAny, let soonest = skippedOpen.min(by: { $0.until < $1.until }) {
+                    // Every provider is open: rather than fail without trying, probe the one that reopens soonest.
+                    chain.health.forceProbe(soonest.index, now: now)
+                    skippedOpen.removeAll()
+                    index = soonest.index
+                    isProbe = true
+                } else {
+                    return nil
+                }
+                triedAny = true
+                retry = 0
+                let entry = chain.entries[index]
+                if let previous {
+                    chain.failover(from: chain.entries[previous.index].provider, to: entry.provider, error: previous.error)
+                }
+                switch entry.resolved {
+                case .success(let resolved):
+                    return (entry, resolved)
+                case .failure(let error):
+                    trace.append(AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: 1, outcome: .failure(error.kind), duration: .zero, message: error.message))
                     failures.append(error)
+                    _ = chain.health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: error)
                     previous = (index, error)
-                    continue candidates
                 }
             }
         }
-        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
-        let failed = AllProvidersFailed(failures: failures, trace: trace, deadlineExceeded: deadlineExceeded, skipped: skipped)
-        logger.error("all providers failed", metadata: ["error": "\(failed)"])
-        throw failed
-    }
 
+        /// The next attempt's timeout and context; `nil` when the request's deadline has passed.
+        func beginAttempt(_ entry: ChainEntry) -> (timeout: Duration, context: AttemptContext)? {
+            let now = chain.clock.now()
+            if let overallDeadline, now >= overallDeadline {
+                deadlineExceeded = true
+                if isProbe { _ = chain.health.record(index, outcome: .neutral, wasProbe: true, now: now, latency: nil, error: nil) }
+                return nil
+            }
+            var timeout = entry.provider.timeout
+            if let limit = chain.configuration.timeout { timeout = min(timeout, limit) }
+            if let overallDeadline { timeout = min(timeout, overallDeadline - now) }
+            chain.emit(.attemptStarted(provider: entry.provider, number: retry + 1))
+            return (timeout, AttemptContext(number: trace.count + 1, retry: retry, previousFailure: previous?.error, trace: trace))
+        }
+
+        /// Records an attempt's result and decides what comes next.
+        func finish<Value: Sendable>(_ result: AttemptResult<Value>, entry: ChainEntry, attemptStart: Duration, span: any Span) throws -> Decision<Value> {
+            let now = chain.clock.now()
+            let duration = now - attemptStart
+            let health = chain.health
+            switch result {
+            case .success(let value, let latency):
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .success, duration: duration)
+                trace.append(record)
+                let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
+                chain.observe(entry: entry, record: record, breakerChange: change, error: nil)
+                span.attributes["llm_fallback.failovers"] = failures.count
+                return .done(Outcome(value: value, index: index, latency: duration, trace: trace, route: planned.map { chain.entries[$0].provider.name }))
+
+            case .cancelled:
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .cancelled, duration: duration)
+                trace.append(record)
+                _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: nil)
+                chain.emit(.attemptFinished(provider: entry.provider, record: record))
+                throw CancellationError()
+
+            case .fatal(var error, let thrown):
+                error = entry.redact(error)
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
+                trace.append(record)
+                let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
+                chain.observe(entry: entry, record: record, breakerChange: change, error: error)
+                if var interrupted = thrown as? StreamInterrupted {
+                    interrupted.trace = trace
+                    throw interrupted
+                }
+                throw thrown
+
+            case .failure(var error, let forceFailover):
+                error = entry.redact(error)
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
+                trace.append(record)
+                let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
+                chain.observe(entry: entry, record: record, breakerChange: change, error: error)
+                if let retryAfter = error.retryAfter {
+                    health.setNotBefore(index, now + retryAfter)
+                }
+                let configuration = chain.configuration
+                var action = configuration.failurePolicy.action(for: error)
+                if forceFailover && action == .stop { action = .failover }
+                switch action {
+                case .stop:
+                    throw error
+                case .failoverAndSuspend:
+                    if let change = health.suspend(index, until: now + configuration.circuitBreaker.recoveryTimeout) {
+                        chain.emit(.breakerChanged(provider: entry.provider, state: change))
+                    }
+                case .failover:
+                    break
+                case .retry:
+                    let wasProbe = isProbe
+                    isProbe = false
+                    if retry < entry.provider.maxRetries && !wasProbe && change != .open {
+                        // A provider's Retry-After is its own word on when to come back; otherwise back off.
+                        let delay = error.retryAfter ?? chain.routing.withLock { configuration.retry.delay(forRetry: retry + 1, using: &$0.random) }
+                        let fits = overallDeadline.map { now + delay < $0 } ?? true
+                        let acceptable = error.retryAfter.map { $0 <= configuration.retry.maxRetryAfterWait } ?? true
+                        if fits && acceptable {
+                            retry += 1
+                            return .retry(wakeAt: delay > .zero ? now + delay : nil)
+                        }
+                    }
+                }
+                failures.append(error)
+                previous = (index, error)
+                return .next
+            }
+        }
+
+        /// The error when no provider answered; logged.
+        func allFailed() -> AllProvidersFailed {
+            let failed = AllProvidersFailed(failures: failures, trace: trace, deadlineExceeded: deadlineExceeded, skipped: skipped)
+            chain.logger.error("all providers failed", metadata: ["error": "\(failed)"])
+            return failed
+        }
+    }
     func failover(from: Provider, to: Provider, error: ProviderError) {
         failoverCounter.increment()
         Counter(label: "llm_fallback_provider_failovers_total", dimensions: [("from", from.name), ("to", to.name), ("class", error.kind.label)], factory: metricsFactory).increment()
@@ -640,7 +692,10 @@ extension CircuitBreaker.State {
 // MARK: - Entries, clock, callbacks
 
 /// One provider of a chain, resolved once, with its adapter and metrics.
-struct ChainEntry: Sendable {
+///
+/// A class: the engine passes entries around on every attempt, and a reference is cheaper to copy and to keep in
+/// an async frame than the whole provider.
+final class ChainEntry: Sendable {
     struct Metrics: Sendable {
         let attempts: Counter
         let successes: Counter

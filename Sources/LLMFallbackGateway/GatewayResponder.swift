@@ -218,82 +218,62 @@ final class GatewayCore: Sendable {
             if first.attempts > 0 { headers[Self.attemptsHeader] = String(first.attempts) }
         }
         let lease = InFlightLease(instruments, isStream: true)
-        let chainName = parsed.model
+        source.relay(first: first, encoder: encoder, watch: watch, chainName: parsed.model)
         return Response(
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
-                var encoder = encoder
                 defer { lease.release() }
-                try await self.writeStream(
-                    first: first,
-                    source: source,
-                    encoder: &encoder,
-                    watch: watch,
-                    chainName: chainName,
-                    writer: &writer
-                )
+                try await self.writeStream(source, writer: &writer)
             }
         )
     }
 
-    func writeStream(
-        first: ChatChunk?,
-        source: ChunkSource,
-        encoder: inout ChunkEncoder,
-        watch: ConnectionWatch?,
-        chainName: String,
-        writer: inout any ResponseBodyWriter
-    ) async throws {
-        var failure: (any Error)?
-        try await watch.cancelling {
-            var next = first
-            while let chunk = next {
-                if chunk.kind == .restart {
-                    failure = StreamRestarted(provider: chunk.provider)
-                    return
-                }
-                var buffer = allocator.buffer(capacity: 192 + chunk.content.utf8.count)
-                encoder.write(chunk, into: &buffer)
-                if buffer.readableBytes > 0 {
-                    try await writer.write(buffer)
-                }
-                do {
-                    next = try await source.next()
-                } catch {
-                    failure = error
-                    return
-                }
+    /// Writes the stream's chunks, then its end (or its error event).
+    ///
+    /// An open stream keeps its task's async frames for as long as it runs (a thousand streams, a thousand sets of
+    /// frames), so this loop keeps only a buffer across its suspensions: the chunks are taken and encoded by
+    /// ``ChunkSource/nextEvents(allocator:)``, and the ending is worked out synchronously.
+    func writeStream(_ source: ChunkSource, writer: inout any ResponseBodyWriter) async throws {
+        try await source.watch.cancelling {
+            while let events = await source.nextEvents(allocator: allocator) {
+                try await writer.write(events)
             }
         }
+        try await writer.write(streamEnding(source))
+        try await writer.finish(nil)
+    }
+
+    /// The last bytes of a stream: `data: [DONE]` (after the usage chunk, when asked for), or the error event.
+    func streamEnding(_ source: ChunkSource) -> ByteBuffer {
+        var failure = source.failure
         if failure == nil && Task.isCancelled {
             failure = CancellationError()
         }
-        if failure is CancellationError, watch?.isClosed == false {
+        if failure is CancellationError, source.watch?.isClosed == false {
             // Not the client leaving: the grace period of a shutdown ran out.
             failure = GatewayError.shuttingDown
         }
         var buffer = allocator.buffer(capacity: 256)
-        if let failure {
-            source.cancel()
-            let error: GatewayError
-            switch failure {
-            case let gatewayError as GatewayError: error = gatewayError
-            case is StreamRestarted: error = .restarted(failure, redactor: redactor)
-            default: error = .from(failure, redactor: redactor)
-            }
-            if error.status != 499 {
-                logger.warning(
-                    "stream failed after it started",
-                    metadata: ["chain": "\(chainName)", "status": "\(error.status)", "error": "\(error.message)"]
-                )
-            }
-            ChunkEncoder.writeError(error, into: &buffer)
-        } else {
-            encoder.writeEnd(into: &buffer)
+        guard let failure else {
+            source.writeEnd(into: &buffer)
+            return buffer
         }
-        try await writer.write(buffer)
-        try await writer.finish(nil)
+        source.cancel()
+        let error: GatewayError
+        switch failure {
+        case let gatewayError as GatewayError: error = gatewayError
+        case is StreamRestarted: error = .restarted(failure, redactor: redactor)
+        default: error = .from(failure, redactor: redactor)
+        }
+        if error.status != 499 {
+            logger.warning(
+                "stream failed after it started",
+                metadata: ["chain": "\(source.chainName)", "status": "\(error.status)", "error": "\(error.message)"]
+            )
+        }
+        ChunkEncoder.writeError(error, into: &buffer)
+        return buffer
     }
 
     // MARK: - Other routes
@@ -384,13 +364,19 @@ extension GatewayError {
     }
 }
 
-/// The chain's stream iterator, shared by the request handler (first chunk) and the response body writer (the
-/// rest).
+/// The chain's stream as the gateway relays it: the iterator, shared by the request handler (first chunk) and the
+/// response body writer (the rest), with the encoder and how the stream ended.
 ///
 /// Both run one after the other on the connection's task, never at once, which is what makes the unchecked
 /// `Sendable` sound. Releasing it ends the chain's stream, and with it the upstream request.
 final class ChunkSource: @unchecked Sendable {
     private var iterator: AsyncThrowingStream<ChatChunk, any Error>.AsyncIterator?
+    private var pending: ChatChunk?
+    private var encoder: ChunkEncoder?
+    private(set) var watch: ConnectionWatch?
+    private(set) var chainName = ""
+    /// Why the stream stopped early, if it did.
+    private(set) var failure: (any Error)?
 
     init(_ stream: AsyncThrowingStream<ChatChunk, any Error>) {
         iterator = stream.makeAsyncIterator()
@@ -398,6 +384,51 @@ final class ChunkSource: @unchecked Sendable {
 
     func next() async throws -> ChatChunk? {
         try await iterator?.next()
+    }
+
+    /// Sets up the relay of the rest of the stream, starting with `first` (already taken by the handler).
+    func relay(first: ChatChunk?, encoder: ChunkEncoder, watch: ConnectionWatch?, chainName: String) {
+        self.pending = first
+        self.encoder = encoder
+        self.watch = watch
+        self.chainName = chainName
+    }
+
+    /// The events for the next chunk that has any; `nil` at the end of the stream or when it failed (see
+    /// ``failure``).
+    func nextEvents(allocator: ByteBufferAllocator) async -> ByteBuffer? {
+        while true {
+            let chunk: ChatChunk
+            if let pending {
+                chunk = pending
+                self.pending = nil
+            } else {
+                do {
+                    guard let next = try await next() else { return nil }
+                    chunk = next
+                } catch {
+                    failure = error
+                    return nil
+                }
+            }
+            if let events = encode(chunk, allocator: allocator) { return events }
+            if failure != nil { return nil }
+        }
+    }
+
+    private func encode(_ chunk: ChatChunk, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        if chunk.kind == .restart {
+            failure = StreamRestarted(provider: chunk.provider)
+            return nil
+        }
+        var buffer = allocator.buffer(capacity: 192 + chunk.content.utf8.count)
+        encoder?.write(chunk, into: &buffer)
+        return buffer.readableBytes > 0 ? buffer : nil
+    }
+
+    /// Writes the end of a stream that finished: the usage chunk (when asked for) and `data: [DONE]`.
+    func writeEnd(into buffer: inout ByteBuffer) {
+        encoder?.writeEnd(into: &buffer)
     }
 
     /// Ends the chain's stream now (its task is cancelled when the last iterator goes).
