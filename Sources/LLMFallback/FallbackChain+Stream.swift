@@ -171,59 +171,63 @@ extension FallbackChain {
         let idleLimit = limits.idle ?? timeout
         let totalDeadline = limits.total.map { start + $0 }
 
-        return await withTaskGroup(of: AttemptResult<StreamSummary>?.self) { group in
-            group.addTask {
-                await self.readStream(
-                    entry: entry,
-                    resolved: resolved,
-                    request: request,
-                    timeout: timeout,
-                    attemptNumber: attemptNumber,
-                    progress: progress,
-                    watch: watch,
-                    continuation: continuation
-                )
+        // The watchdog: a timer on the chain's clock, set for the earliest moment a limit could be crossed; it
+        // re-reads the reader's progress and either expires the attempt or sets itself again.
+        let expiry = AttemptExpiry()
+        let clock = self.clock
+        @Sendable func watchdog() {
+            let state = watch.state.withLock { $0 }
+            let now = clock.now()
+            var deadline: Duration
+            var reason: String
+            if state.firstContentAt == nil {
+                deadline = start + firstTokenLimit
+                reason = "no first token within \(formatDuration(firstTokenLimit))"
+            } else {
+                deadline = state.lastActivity + idleLimit
+                reason = "stream stalled for \(formatDuration(idleLimit))"
             }
+            if let totalDeadline, totalDeadline <= deadline {
+                deadline = totalDeadline
+                reason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
+            }
+            if now >= deadline {
+                expiry.expire(reason)
+                return
+            }
+            // Before the first token, content arriving later can only move the deadline to
+            // (arrival + idle) >= now + idle: waking then is early enough.
+            let wake = state.firstContentAt == nil ? min(deadline, now + idleLimit) : deadline
+            expiry.setTimer(clock.schedule(at: wake) { watchdog() })
+        }
+        watchdog()
+        let result = await withTaskGroup(of: AttemptResult<StreamSummary>.self) { group in
             group.addTask {
-                // The watchdog: wakes at the earliest moment a limit could be crossed, re-reads the reader's
-                // progress, and fails the attempt when a limit has passed.
-                while true {
-                    let state = watch.state.withLock { $0 }
-                    let now = self.clock.now()
-                    var deadline: Duration
-                    var reason: String
-                    if state.firstContentAt == nil {
-                        deadline = start + firstTokenLimit
-                        reason = "no first token within \(formatDuration(firstTokenLimit))"
-                    } else {
-                        deadline = state.lastActivity + idleLimit
-                        reason = "stream stalled for \(formatDuration(idleLimit))"
-                    }
-                    if let totalDeadline, totalDeadline <= deadline {
-                        deadline = totalDeadline
-                        reason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
-                    }
-                    if now >= deadline {
-                        return self.streamFailure(ProviderError(.timeout, message: reason), entry: entry, progress: progress)
-                    }
-                    // Before the first token, content arriving later can only move the deadline to
-                    // (arrival + idle) >= now + idle: waking then is early enough.
-                    let wake = state.firstContentAt == nil ? min(deadline, now + idleLimit) : deadline
-                    do {
-                        try await self.clock.sleep(until: wake)
-                    } catch {
-                        return nil
-                    }
+                await expiry.run {
+                    await self.readStream(
+                        entry: entry,
+                        resolved: resolved,
+                        request: request,
+                        timeout: timeout,
+                        attemptNumber: attemptNumber,
+                        progress: progress,
+                        watch: watch,
+                        continuation: continuation
+                    )
                 }
             }
-            var first: AttemptResult<StreamSummary>?
-            while first == nil, let next = await group.next() {
-                first = next
-            }
-            group.cancelAll()
-            guard case .success(let summary, _) = first else { return first ?? .cancelled }
-            let ttft = watch.state.withLock { $0.firstContentAt } ?? self.clock.now()
+            return await group.next() ?? .cancelled
+        }
+        expiry.finish()
+        switch result {
+        case .success(let summary, _):
+            let ttft = watch.state.withLock { $0.firstContentAt } ?? clock.now()
             return .success(summary, latency: ttft - start)
+        case .failure, .fatal, .cancelled:
+            if let reason = expiry.reason {
+                return streamFailure(ProviderError(.timeout, message: reason), entry: entry, progress: progress)
+            }
+            return result
         }
     }
 
@@ -247,6 +251,8 @@ extension FallbackChain {
         return .failure(error, forceFailover: true)
     }
 
+    /// Reads one attempt's stream. The loop keeps only the body's iterator and a reference across its
+    /// suspensions (an open stream holds this frame for as long as it runs); ``StreamReading`` does the work.
     func readStream(
         entry: ChainEntry,
         resolved: ResolvedProvider,
@@ -257,12 +263,15 @@ extension FallbackChain {
         watch: StreamWatch,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
     ) async -> AttemptResult<StreamSummary> {
-        var decoder = entry.adapter.makeStreamDecoder(for: resolved)
-        var parser = ServerSentEventParser()
-        var events: [ServerSentEvent] = []
-        var pending: [ChatChunk] = []
-        var summary = StreamSummary(content: "", model: entry.provider.model)
-        var deliveredHere = 0
+        let reading = StreamReading(
+            chain: self,
+            entry: entry,
+            resolved: resolved,
+            attemptNumber: attemptNumber,
+            progress: progress,
+            watch: watch,
+            continuation: continuation
+        )
         do {
             let parts = try entry.adapter.makeRequest(request, for: resolved, stream: true)
             let response = try await transport.send(parts, timeout: timeout)
@@ -271,54 +280,103 @@ extension FallbackChain {
                 if Task.isCancelled { return .cancelled }
                 return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
             }
-            for try await buffer in response.body {
-                events.removeAll(keepingCapacity: true)
-                parser.feed(buffer, into: &events)
-                for event in events {
-                    guard var chunk = try decoder.decode(event) else { continue }
-                    if let usage = chunk.usage { summary.usage = usage }
-                    if let finish = chunk.finishReason { summary.finishReason = finish }
-                    if !chunk.model.isEmpty { summary.model = chunk.model }
-                    chunk.provider = resolved.kind.name
-                    chunk.providerName = entry.provider.name
-                    chunk.attempts = attemptNumber
-                    if !chunk.hasContent && deliveredHere == 0 {
-                        pending.append(chunk)
-                        continue
-                    }
-                    if chunk.hasContent && deliveredHere == 0 {
-                        let now = clock.now()
-                        let restart = progress.state.withLock { state -> Bool in
-                            defer { state.restartPending = false }
-                            return state.restartPending
-                        }
-                        watch.state.withLock {
-                            $0.firstContentAt = now
-                            $0.lastActivity = now
-                        }
-                        if restart {
-                            continuation.yield(ChatChunk(kind: .restart, provider: resolved.kind.name, model: chunk.model))
-                        }
-                        for held in pending { continuation.yield(held) }
-                        pending.removeAll()
-                    } else {
-                        let now = clock.now()
-                        watch.state.withLock { $0.lastActivity = now }
-                    }
-                    deliveredHere += 1
-                    progress.state.withLock {
-                        $0.deliveredChunks += 1
-                        $0.deliveredCharacters += chunk.content.count
-                        $0.text += chunk.content
-                    }
-                    continuation.yield(chunk)
-                }
-                if decoder.isComplete { break }
+            var body = response.body.makeAsyncIterator()
+            while let buffer = try await body.next() {
+                if try reading.consume(buffer) { break }
             }
             if Task.isCancelled { return .cancelled }
+            return reading.finish()
+        } catch {
+            return reading.failure(error)
+        }
+    }
+
+    /// The work of reading one attempt's stream, one buffer at a time; used by one task.
+    final class StreamReading {
+        let chain: FallbackChain
+        let entry: ChainEntry
+        let resolved: ResolvedProvider
+        let attemptNumber: Int
+        let progress: StreamProgress
+        let watch: StreamWatch
+        let continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+        var decoder: any StreamDecoder
+        var parser = ServerSentEventParser()
+        var events: [ServerSentEvent] = []
+        var pending: [ChatChunk] = []
+        var summary: StreamSummary
+        var deliveredHere = 0
+
+        init(
+            chain: FallbackChain,
+            entry: ChainEntry,
+            resolved: ResolvedProvider,
+            attemptNumber: Int,
+            progress: StreamProgress,
+            watch: StreamWatch,
+            continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+        ) {
+            self.chain = chain
+            self.entry = entry
+            self.resolved = resolved
+            self.attemptNumber = attemptNumber
+            self.progress = progress
+            self.watch = watch
+            self.continuation = continuation
+            self.decoder = entry.adapter.makeStreamDecoder(for: resolved)
+            self.summary = StreamSummary(content: "", model: entry.provider.model)
+        }
+
+        /// Parses and delivers what `buffer` completes; `true` once the stream's terminator is in.
+        func consume(_ buffer: ByteBuffer) throws(ProviderError) -> Bool {
+            events.removeAll(keepingCapacity: true)
+            parser.feed(buffer, into: &events)
+            for event in events {
+                guard var chunk = try decoder.decode(event) else { continue }
+                if let usage = chunk.usage { summary.usage = usage }
+                if let finish = chunk.finishReason { summary.finishReason = finish }
+                if !chunk.model.isEmpty { summary.model = chunk.model }
+                chunk.provider = resolved.kind.name
+                chunk.providerName = entry.provider.name
+                chunk.attempts = attemptNumber
+                if !chunk.hasContent && deliveredHere == 0 {
+                    pending.append(chunk)
+                    continue
+                }
+                let now = chain.clock.now()
+                if chunk.hasContent && deliveredHere == 0 {
+                    let restart = progress.state.withLock { state -> Bool in
+                        defer { state.restartPending = false }
+                        return state.restartPending
+                    }
+                    watch.state.withLock {
+                        $0.firstContentAt = now
+                        $0.lastActivity = now
+                    }
+                    if restart {
+                        continuation.yield(ChatChunk(kind: .restart, provider: resolved.kind.name, model: chunk.model))
+                    }
+                    for held in pending { continuation.yield(held) }
+                    pending.removeAll()
+                } else {
+                    watch.state.withLock { $0.lastActivity = now }
+                }
+                deliveredHere += 1
+                progress.state.withLock {
+                    $0.deliveredChunks += 1
+                    $0.deliveredCharacters += chunk.content.count
+                    $0.text += chunk.content
+                }
+                continuation.yield(chunk)
+            }
+            return decoder.isComplete
+        }
+
+        /// The result once the body has ended.
+        func finish() -> AttemptResult<StreamSummary> {
             if !decoder.isComplete {
                 if deliveredHere == 0 && summary.finishReason == nil {
-                    return streamFailure(ProviderError(.invalidResponse, message: "stream ended without any content"), entry: entry, progress: progress)
+                    return chain.streamFailure(ProviderError(.invalidResponse, message: "stream ended without any content"), entry: entry, progress: progress)
                 }
                 // A clean close without the terminator: finalise now rather than wait; say so when no finish
                 // reason came either.
@@ -329,18 +387,23 @@ extension FallbackChain {
             }
             for held in pending { continuation.yield(held) }
             return .success(summary, latency: .zero)
-        } catch let error as ProviderError {
-            if Task.isCancelled { return .cancelled }
-            var error = error
-            if error.kind == .connection && deliveredHere > 0 {
-                error.message = "stream cut: \(error.message)"
+        }
+
+        /// The result when the request or the body failed.
+        func failure(_ error: any Error) -> AttemptResult<StreamSummary> {
+            switch error {
+            case var error as ProviderError:
+                if Task.isCancelled { return .cancelled }
+                if error.kind == .connection && deliveredHere > 0 {
+                    error.message = "stream cut: \(error.message)"
+                }
+                return chain.streamFailure(error, entry: entry, progress: progress)
+            case is CancellationError:
+                return .cancelled
+            default:
+                if Task.isCancelled { return .cancelled }
+                return chain.streamFailure(ProviderError(.connection, message: "stream cut: \(error)"), entry: entry, progress: progress)
             }
-            return streamFailure(error, entry: entry, progress: progress)
-        } catch is CancellationError {
-            return .cancelled
-        } catch {
-            if Task.isCancelled { return .cancelled }
-            return streamFailure(ProviderError(.connection, message: "stream cut: \(error)"), entry: entry, progress: progress)
         }
     }
 }

@@ -625,26 +625,23 @@ public final class FallbackChain: Sendable {
 
     func chatAttempt(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
         let started = clock.now()
-        let deadline = started + timeout
-        return await withTaskGroup(of: AttemptResult<ChatResponse>?.self) { group in
+        let expiry = AttemptExpiry()
+        expiry.setTimer(clock.schedule(at: started + timeout) { expiry.expire("no complete answer within \(formatDuration(timeout))") })
+        let result = await withTaskGroup(of: AttemptResult<ChatResponse>.self) { group in
             group.addTask {
-                await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
+                await expiry.run { await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout) }
             }
-            group.addTask {
-                do {
-                    try await self.clock.sleep(until: deadline)
-                } catch {
-                    return nil
-                }
-                return .failure(ProviderError(.timeout, message: "no complete answer within \(formatDuration(timeout))"), forceFailover: false)
+            return await group.next() ?? .cancelled
+        }
+        expiry.finish()
+        switch result {
+        case .success(let response, _):
+            return .success(response, latency: Self.normalisedLatency(clock.now() - started, completionTokens: response.usage?.completionTokens))
+        case .failure, .fatal, .cancelled:
+            if let reason = expiry.reason {
+                return .failure(ProviderError(.timeout, message: reason), forceFailover: false)
             }
-            var first: AttemptResult<ChatResponse>?
-            while first == nil, let next = await group.next() {
-                first = next
-            }
-            group.cancelAll()
-            guard case .success(let response, _) = first else { return first ?? .cancelled }
-            return .success(response, latency: Self.normalisedLatency(self.clock.now() - started, completionTokens: response.usage?.completionTokens))
+            return result
         }
     }
 
@@ -744,17 +741,36 @@ final class ChainEntry: Sendable {
 struct ChainClock: Sendable {
     let now: @Sendable () -> Duration
     let sleepUntil: @Sendable (Duration) async throws -> Void
+    let scheduleAt: @Sendable (Duration, @escaping @Sendable () -> Void) -> ScheduledAction
 
     init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let origin = clock.now
         let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
         self.now = now
         if C.self == ContinuousClock.self {
-            // The real clock sleeps on an event loop timer: see EventLoopSleep for why not Task.sleep.
+            // The real clock sleeps and schedules on event loop timers: see EventLoopSleep for why not Task.sleep.
             sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - now()) }
+            scheduleAt = { offset, action in ScheduledAction.onEventLoop(after: offset - now(), action) }
         } else {
             sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
+            scheduleAt = { offset, action in
+                .task(
+                    Task {
+                        do {
+                            try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil)
+                        } catch {
+                            return
+                        }
+                        action()
+                    }
+                )
+            }
         }
+    }
+
+    /// Runs `action` at `offset` unless cancelled first.
+    func schedule(at offset: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledAction {
+        scheduleAt(offset, action)
     }
 
     func sleep(until offset: Duration) async throws {

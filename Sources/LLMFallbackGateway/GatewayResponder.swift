@@ -80,56 +80,64 @@ final class GatewayCore: Sendable {
         let start = ContinuousClock.now
         instruments.inFlight.increment()
         defer { instruments.inFlight.decrement() }
-        var path = request.uri.path
-        if path.utf8.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        let method = request.method
+        // Everything but a chat completion is answered synchronously: this async frame (kept by the connection's
+        // task for as long as it lives) then holds only what a completion needs.
         let route: GatewayInstruments.Route
         let response: Response
-        switch path {
-        case "/v1/chat/completions", "/chat/completions":
+        switch immediateResponse(to: request) {
+        case .answered(let answeredRoute, let answer):
+            route = answeredRoute
+            response = answer
+        case .chatCompletion:
             route = .chatCompletions
-            if method != .post {
-                response = errorResponse(.methodNotAllowed(method: method, path: path))
-            } else if let refusal = authenticate(request) {
-                response = refusal
-            } else {
-                response = await chatCompletions(request, context: context)
-            }
-        case "/health":
-            route = .health
-            response = method == .get ? jsonResponse(healthBody) : errorResponse(.methodNotAllowed(method: method, path: path))
-        case "/v1/models", "/models":
-            route = .models
-            if method != .get {
-                response = errorResponse(.methodNotAllowed(method: method, path: path))
-            } else {
-                response = authenticate(request) ?? jsonResponse(modelsBody)
-            }
-        case "/health/providers":
-            route = .healthProviders
-            if method != .get {
-                response = errorResponse(.methodNotAllowed(method: method, path: path))
-            } else {
-                response = authenticate(request) ?? healthProviders()
-            }
-        case "/metrics":
-            route = .metrics
-            if method != .get {
-                response = errorResponse(.methodNotAllowed(method: method, path: path))
-            } else {
-                response = authenticate(request) ?? metrics()
-            }
-        default:
-            if path.hasPrefix("/v1/models/") && method == .get {
-                route = .models
-                response = authenticate(request) ?? model(named: String(path.dropFirst("/v1/models/".count)))
-            } else {
-                route = .other
-                response = authenticate(request) ?? errorResponse(.notFound(method: method, path: path))
-            }
+            response = await chatCompletions(request, context: context)
         }
         instruments.record(route: route, status: response.status.code, duration: start.duration(to: .now))
         return response
+    }
+
+    enum Routed {
+        case answered(GatewayInstruments.Route, Response)
+        /// An authorised `POST` of a chat completion.
+        case chatCompletion
+    }
+
+    /// The answer to every request but an authorised chat completion.
+    func immediateResponse(to request: Request) -> Routed {
+        var path = request.uri.path
+        if path.utf8.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let method = request.method
+        switch path {
+        case "/v1/chat/completions", "/chat/completions":
+            if method != .post {
+                return .answered(.chatCompletions, errorResponse(.methodNotAllowed(method: method, path: path)))
+            } else if let refusal = authenticate(request) {
+                return .answered(.chatCompletions, refusal)
+            }
+            return .chatCompletion
+        case "/health":
+            return .answered(.health, method == .get ? jsonResponse(healthBody) : errorResponse(.methodNotAllowed(method: method, path: path)))
+        case "/v1/models", "/models":
+            if method != .get {
+                return .answered(.models, errorResponse(.methodNotAllowed(method: method, path: path)))
+            }
+            return .answered(.models, authenticate(request) ?? jsonResponse(modelsBody))
+        case "/health/providers":
+            if method != .get {
+                return .answered(.healthProviders, errorResponse(.methodNotAllowed(method: method, path: path)))
+            }
+            return .answered(.healthProviders, authenticate(request) ?? healthProviders())
+        case "/metrics":
+            if method != .get {
+                return .answered(.metrics, errorResponse(.methodNotAllowed(method: method, path: path)))
+            }
+            return .answered(.metrics, authenticate(request) ?? metrics())
+        default:
+            if path.hasPrefix("/v1/models/") && method == .get {
+                return .answered(.models, authenticate(request) ?? model(named: String(path.dropFirst("/v1/models/".count))))
+            }
+            return .answered(.other, authenticate(request) ?? errorResponse(.notFound(method: method, path: path)))
+        }
     }
 
     /// `nil` when the request may pass; otherwise the `401` to answer.
@@ -158,13 +166,12 @@ final class GatewayCore: Sendable {
             return errorResponse(.invalidRequest("the request body could not be read: \(error)"))
         }
         let parsed: ChatCompletionRequest
-        do {
-            parsed = try ChatCompletionRequest.decode(body, using: decoder)
-        } catch {
-            return errorResponse(error)
-        }
-        guard let chain = chains[parsed.model] else {
-            return errorResponse(.modelNotFound(parsed.model, available: chainNames))
+        let chain: FallbackChain
+        switch prepare(body) {
+        case .success(let prepared):
+            (parsed, chain) = prepared
+        case .failure(let refusal):
+            return refusal.response
         }
         let watch = connections.watch(for: context.channel)
         if parsed.stream {
@@ -172,18 +179,42 @@ final class GatewayCore: Sendable {
         }
         do {
             let answer = try await watch.cancelling { try await chain.chat(parsed.request) }
-            var buffer = allocator.buffer(capacity: 384 + answer.content.utf8.count)
-            CompletionEncoder.write(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
-            var headers = HTTPFields()
-            headers.reserveCapacity(6)
-            headers[.contentType] = Self.jsonContentType
-            headers[Self.providerHeader] = answer.provider
-            headers[Self.modelHeader] = answer.model
-            headers[Self.attemptsHeader] = String(answer.attempts)
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
+            return completionResponse(answer)
         } catch {
             return chainErrorResponse(error, chain: chain, chainName: parsed.model)
         }
+    }
+
+    /// A response to send instead of running a request.
+    struct Refusal: Error {
+        var response: Response
+    }
+
+    /// The parsed request and the chain it names.
+    func prepare(_ body: ByteBuffer) -> Result<(ChatCompletionRequest, FallbackChain), Refusal> {
+        let parsed: ChatCompletionRequest
+        do {
+            parsed = try ChatCompletionRequest.decode(body, using: decoder)
+        } catch {
+            return .failure(Refusal(response: errorResponse(error)))
+        }
+        guard let chain = chains[parsed.model] else {
+            return .failure(Refusal(response: errorResponse(.modelNotFound(parsed.model, available: chainNames))))
+        }
+        return .success((parsed, chain))
+    }
+
+    /// The `chat.completion` for an answer, with the headers that say who answered.
+    func completionResponse(_ answer: ChatResponse) -> Response {
+        var buffer = allocator.buffer(capacity: 384 + answer.content.utf8.count)
+        CompletionEncoder.write(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
+        var headers = HTTPFields()
+        headers.reserveCapacity(6)
+        headers[.contentType] = Self.jsonContentType
+        headers[Self.providerHeader] = answer.provider
+        headers[Self.modelHeader] = answer.model
+        headers[Self.attemptsHeader] = String(answer.attempts)
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
     }
 
     /// Starts the chain's stream and answers once its first chunk is in: a failover before the first token stays

@@ -75,6 +75,9 @@ public final class MockLLMServer: Sendable {
         let state = ServerState()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Thousands of clients may connect at once (load tests, concurrency tests): NIO's default backlog of
+            // 256 would drop their SYNs and turn a burst into connect delays and failures.
+            .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 guard let connection = state.connectionAccepted(channel) else {

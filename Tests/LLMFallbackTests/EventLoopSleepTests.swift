@@ -21,7 +21,8 @@ struct EventLoopSleepTests {
         sleeper.cancel()
         let result = await sleeper.result
         #expect(throws: CancellationError.self) { try result.get() }
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // Far below the hour asked for; generous, as other tests may flood the executor meanwhile.
+        #expect(ContinuousClock.now - started < .seconds(120))
     }
 
     @Test("a sleep in a task cancelled later ends when it is cancelled")

@@ -45,11 +45,9 @@ enum EventLoopSleep {
 
         func start(_ continuation: UnsafeContinuation<Void, any Error>, after duration: Duration) {
             let loop = MultiThreadedEventLoopGroup.singleton.any()
-            let (seconds, attoseconds) = duration.components
-            let nanoseconds = seconds >= Int64.max / 1_000_000_000 ? Int64.max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000
             let callback: NIOScheduledCallback
             do {
-                callback = try loop.scheduleCallback(in: .nanoseconds(nanoseconds), handler: self)
+                callback = try loop.scheduleCallback(in: .nanoseconds(duration.clampedNanoseconds), handler: self)
             } catch {
                 // The loop is shutting down (the process is ending): no timer will fire, so end the sleep now.
                 let resume = state.withLock { state -> Bool in
