@@ -42,11 +42,24 @@ public struct OpenAIAdapter: ProviderAdapter {
             maxTokensField: provider.kind.maxTokensField,
             stream: stream
         )
-        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: try WireJSON.encode(body))
+        let bytes: ByteBuffer
+        do {
+            bytes = try body.writeJSON()
+        } catch {
+            // A NaN or an infinity: JSONEncoder refuses it too, and says where.
+            bytes = try WireJSON.encode(body)
+        }
+        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: bytes)
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
-        let completion = try WireJSON.decode(OpenAICompletion.self, from: body, what: "chat completion")
+        // The fast reader takes the usual body; JSONDecoder decides anything else, and words the errors.
+        let completion: OpenAICompletion
+        if let fast = OpenAICompletion(fastParsing: body) {
+            completion = fast
+        } else {
+            completion = try WireJSON.decode(OpenAICompletion.self, from: body, what: "chat completion")
+        }
         if let error = completion.error {
             throw Self.error(from: error, status: nil, headers: headers)
         }
@@ -162,7 +175,13 @@ public struct OpenAIStreamDecoder: StreamDecoder {
             return nil
         }
         if data.isEmpty { return nil }
-        let chunk = try WireJSON.decode(OpenAIStreamChunk.self, from: data, what: "stream chunk")
+        // As for a whole completion: the fast reader first, JSONDecoder for anything it leaves.
+        let chunk: OpenAIStreamChunk
+        if let fast = OpenAIStreamChunk(fastParsing: data) {
+            chunk = fast
+        } else {
+            chunk = try WireJSON.decode(OpenAIStreamChunk.self, from: data, what: "stream chunk")
+        }
         if let error = chunk.error {
             throw OpenAIAdapter.error(from: error, status: nil, headers: [:])
         }
