@@ -331,7 +331,7 @@ struct OpenAITool: Encodable {
 }
 
 /// A string, or an array of `{"type":"text","text":...}` parts (some compatible servers answer so).
-struct FlexibleText: Decodable {
+struct FlexibleText: Decodable, Equatable {
     let text: String
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -345,7 +345,7 @@ struct FlexibleText: Decodable {
 }
 
 /// A string or a number (error codes come as either).
-struct StringOrNumber: Decodable {
+struct StringOrNumber: Decodable, Equatable {
     let text: String
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -357,7 +357,7 @@ struct StringOrNumber: Decodable {
     }
 }
 
-struct OpenAIErrorBody: Decodable {
+struct OpenAIErrorBody: Decodable, Equatable {
     let message: String?
     let type: String?
     let code: StringOrNumber?
@@ -367,12 +367,12 @@ struct OpenAIErrorEnvelope: Decodable {
     let error: OpenAIErrorBody?
 }
 
-struct OpenAIUsage: Decodable {
-    struct PromptDetails: Decodable {
+struct OpenAIUsage: Decodable, Equatable {
+    struct PromptDetails: Decodable, Equatable {
         let cachedTokens: Int?
         enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
     }
-    struct CompletionDetails: Decodable {
+    struct CompletionDetails: Decodable, Equatable {
         let reasoningTokens: Int?
         enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
     }
@@ -401,8 +401,8 @@ struct OpenAIUsage: Decodable {
     }
 }
 
-struct OpenAIToolCallWire: Decodable {
-    struct Function: Decodable {
+struct OpenAIToolCallWire: Decodable, Equatable {
+    struct Function: Decodable, Equatable {
         let name: String?
         let arguments: String?
     }
@@ -411,9 +411,9 @@ struct OpenAIToolCallWire: Decodable {
     let function: Function?
 }
 
-struct OpenAICompletion: Decodable {
-    struct Choice: Decodable {
-        struct Message: Decodable {
+struct OpenAICompletion: Decodable, Equatable {
+    struct Choice: Decodable, Equatable {
+        struct Message: Decodable, Equatable {
             let content: FlexibleText?
             let refusal: String?
             let toolCalls: [OpenAIToolCallWire]?
@@ -437,9 +437,9 @@ struct OpenAICompletion: Decodable {
     let error: OpenAIErrorBody?
 }
 
-struct OpenAIStreamChunk: Decodable {
-    struct Choice: Decodable {
-        struct Delta: Decodable {
+struct OpenAIStreamChunk: Decodable, Equatable {
+    struct Choice: Decodable, Equatable {
+        struct Delta: Decodable, Equatable {
             let content: String?
             let toolCalls: [OpenAIToolCallWire]?
             enum CodingKeys: String, CodingKey {
