@@ -42,11 +42,24 @@ public struct OpenAIAdapter: ProviderAdapter {
             maxTokensField: provider.kind.maxTokensField,
             stream: stream
         )
-        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: try WireJSON.encode(body))
+        let bytes: ByteBuffer
+        do {
+            bytes = try body.writeJSON()
+        } catch {
+            // A NaN or an infinity: JSONEncoder refuses it too, and says where.
+            bytes = try WireJSON.encode(body)
+        }
+        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: bytes)
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
-        let completion = try WireJSON.decode(OpenAICompletion.self, from: body, what: "chat completion")
+        // The fast reader takes the usual body; JSONDecoder decides anything else, and words the errors.
+        let completion: OpenAICompletion
+        if let fast = OpenAICompletion(fastParsing: body) {
+            completion = fast
+        } else {
+            completion = try WireJSON.decode(OpenAICompletion.self, from: body, what: "chat completion")
+        }
         if let error = completion.error {
             throw Self.error(from: error, status: nil, headers: headers)
         }
@@ -162,7 +175,13 @@ public struct OpenAIStreamDecoder: StreamDecoder {
             return nil
         }
         if data.isEmpty { return nil }
-        let chunk = try WireJSON.decode(OpenAIStreamChunk.self, from: data, what: "stream chunk")
+        // As for a whole completion: the fast reader first, JSONDecoder for anything it leaves.
+        let chunk: OpenAIStreamChunk
+        if let fast = OpenAIStreamChunk(fastParsing: data) {
+            chunk = fast
+        } else {
+            chunk = try WireJSON.decode(OpenAIStreamChunk.self, from: data, what: "stream chunk")
+        }
         if let error = chunk.error {
             throw OpenAIAdapter.error(from: error, status: nil, headers: [:])
         }
@@ -312,7 +331,7 @@ struct OpenAITool: Encodable {
 }
 
 /// A string, or an array of `{"type":"text","text":...}` parts (some compatible servers answer so).
-struct FlexibleText: Decodable {
+struct FlexibleText: Decodable, Equatable {
     let text: String
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -326,7 +345,7 @@ struct FlexibleText: Decodable {
 }
 
 /// A string or a number (error codes come as either).
-struct StringOrNumber: Decodable {
+struct StringOrNumber: Decodable, Equatable {
     let text: String
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -338,7 +357,7 @@ struct StringOrNumber: Decodable {
     }
 }
 
-struct OpenAIErrorBody: Decodable {
+struct OpenAIErrorBody: Decodable, Equatable {
     let message: String?
     let type: String?
     let code: StringOrNumber?
@@ -348,12 +367,12 @@ struct OpenAIErrorEnvelope: Decodable {
     let error: OpenAIErrorBody?
 }
 
-struct OpenAIUsage: Decodable {
-    struct PromptDetails: Decodable {
+struct OpenAIUsage: Decodable, Equatable {
+    struct PromptDetails: Decodable, Equatable {
         let cachedTokens: Int?
         enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
     }
-    struct CompletionDetails: Decodable {
+    struct CompletionDetails: Decodable, Equatable {
         let reasoningTokens: Int?
         enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
     }
@@ -382,8 +401,8 @@ struct OpenAIUsage: Decodable {
     }
 }
 
-struct OpenAIToolCallWire: Decodable {
-    struct Function: Decodable {
+struct OpenAIToolCallWire: Decodable, Equatable {
+    struct Function: Decodable, Equatable {
         let name: String?
         let arguments: String?
     }
@@ -392,9 +411,9 @@ struct OpenAIToolCallWire: Decodable {
     let function: Function?
 }
 
-struct OpenAICompletion: Decodable {
-    struct Choice: Decodable {
-        struct Message: Decodable {
+struct OpenAICompletion: Decodable, Equatable {
+    struct Choice: Decodable, Equatable {
+        struct Message: Decodable, Equatable {
             let content: FlexibleText?
             let refusal: String?
             let toolCalls: [OpenAIToolCallWire]?
@@ -418,9 +437,9 @@ struct OpenAICompletion: Decodable {
     let error: OpenAIErrorBody?
 }
 
-struct OpenAIStreamChunk: Decodable {
-    struct Choice: Decodable {
-        struct Delta: Decodable {
+struct OpenAIStreamChunk: Decodable, Equatable {
+    struct Choice: Decodable, Equatable {
+        struct Delta: Decodable, Equatable {
             let content: String?
             let toolCalls: [OpenAIToolCallWire]?
             enum CodingKeys: String, CodingKey {
