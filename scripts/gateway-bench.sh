@@ -170,16 +170,16 @@ start() {
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
-read -r p_ok p_fail p_slow p_gw p_lite < <(python3 -c '
+read -r p_ok p_fail p_slow p_gw p_lite p_proxy < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
 
 fill() {
     sed -e "s#@WORK@#$work#g" -e "s#@OK_PORT@#$p_ok#g" -e "s#@FAIL_PORT@#$p_fail#g" -e "s#@SLOW_PORT@#$p_slow#g" \
-        -e "s#@GATEWAY_PORT@#$p_gw#g" -e "s#@WORKERS@#$NGINX_WORKERS#g" -e "s#@KEY@#$BENCH_KEY#g" "$1" >"$2"
+        -e "s#@GATEWAY_PORT@#$p_gw#g" -e "s#@PROXY_PORT@#$p_proxy#g" -e "s#@WORKERS@#$NGINX_WORKERS#g" -e "s#@KEY@#$BENCH_KEY#g" "$1" >"$2"
 }
 
 # Waits until $2 answers 200 (curl), at most $3 seconds, while process $1 lives.
@@ -276,8 +276,9 @@ answer_headers() { # name: the headers that tell who answered
 url_nginx="http://127.0.0.1:$p_ok/v1/chat/completions"
 url_gateway="http://127.0.0.1:$p_gw/v1/chat/completions"
 url_litellm="http://127.0.0.1:$p_lite/v1/chat/completions"
+url_proxy="http://127.0.0.1:$p_proxy/v1/chat/completions"
 # shellcheck disable=SC2034 # read through url_of/model_of
-model_nginx=bench model_gateway=default model_litellm=bench
+model_nginx=bench model_gateway=default model_litellm=bench model_proxy=bench
 
 if ! why="$(check nginx "$url_nginx" bench)"; then
     warn "nginx does not answer the fixed completion: $why"
@@ -299,6 +300,8 @@ if [[ -z "$(get litellm.unavailable)" ]]; then
 fi
 
 targets=(nginx)
+# The reference: nginx's own proxy_pass in front of the same upstream (keep-alive), what a fast C proxy adds here.
+if check proxy "$url_proxy" bench >/dev/null; then targets+=(proxy); else put proxy.unavailable "nginx proxy_pass did not answer"; fi
 [[ -z "$(get gateway.unavailable)" ]] && targets+=(gateway)
 [[ -z "$(get litellm.unavailable)" ]] && targets+=(litellm)
 has() { [[ " ${targets[*]} " == *" $1 "* ]]; }

@@ -203,8 +203,10 @@ public final class FallbackChain: Sendable {
             response.trace = outcome.trace
             response.route = outcome.route
             response.providerName = entry(outcome.index).provider.name
-            span.attributes["llm_fallback.provider"] = response.providerName
-            span.attributes["llm_fallback.attempts"] = response.attempts
+            if span.isRecording {
+                span.attributes["llm_fallback.provider"] = response.providerName
+                span.attributes["llm_fallback.attempts"] = response.attempts
+            }
             if let onSuccess {
                 let copy = response
                 callbacks.dispatch { onSuccess(copy) }
@@ -387,6 +389,8 @@ public final class FallbackChain: Sendable {
     }
 
     static func describe(_ span: any Span, entry: ChainEntry, number: Int) {
+        // Attributes cost a dictionary each, even on the no-op tracer's spans.
+        guard span.isRecording else { return }
         span.attributes["llm_fallback.provider"] = entry.provider.name
         span.attributes["llm_fallback.model"] = entry.provider.model
         span.attributes["llm_fallback.attempt"] = number
@@ -499,7 +503,7 @@ public final class FallbackChain: Sendable {
                 trace.append(record)
                 let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
                 chain.observe(entry: entry, record: record, breakerChange: change, error: nil)
-                span.attributes["llm_fallback.failovers"] = failures.count
+                if span.isRecording { span.attributes["llm_fallback.failovers"] = failures.count }
                 return .done(Outcome(value: value, index: index, latency: duration, trace: trace, route: planned.map { chain.entries[$0].provider.name }))
 
             case .cancelled:

@@ -7,7 +7,12 @@ Usage: report.py RESULTS
 import math
 import sys
 
-TARGETS = [("nginx", "direct nginx"), ("gateway", "llm-fallback gateway"), ("litellm", "LiteLLM proxy")]
+TARGETS = [
+    ("nginx", "direct nginx"),
+    ("proxy", "nginx proxy_pass (reference)"),
+    ("gateway", "llm-fallback gateway"),
+    ("litellm", "LiteLLM proxy"),
+]
 
 
 def load(path):
