@@ -5,17 +5,7 @@ import Testing
 
 @testable import LLMFallback
 
-/// A seeded generator, so that a failing random case can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+// Random cases use the library's SeededGenerator, so that a failing one can be replayed.
 
 @Suite("OpenAI request writing agrees with JSONEncoder")
 struct OpenAIRequestWriterTests {
@@ -113,7 +103,7 @@ struct OpenAIRequestWriterTests {
     }
 
     @Test func numbersAreSpelledAsJSONEncoderSpellsThem() throws {
-        var generator = SplitMix64(state: 7)
+        var generator = SeededGenerator(seed: 7)
         var doubles = Self.doubles
         for _ in 0..<2_000 {
             let value = Double(bitPattern: generator.next())
@@ -131,7 +121,7 @@ struct OpenAIRequestWriterTests {
     }
 
     @Test func everyScalarClassIsEscapedAsJSONEncoderEscapesIt() throws {
-        var generator = SplitMix64(state: 11)
+        var generator = SeededGenerator(seed: 11)
         let pool: [Unicode.Scalar] = (0..<0x80).map { Unicode.Scalar(UInt8($0)) } + ["é", "中", "🎉", "\u{2028}", "\u{FEFF}", "\u{10FFFF}", "\u{D7FF}", "\u{E000}"]
         for _ in 0..<500 {
             var text = ""
@@ -143,7 +133,7 @@ struct OpenAIRequestWriterTests {
     }
 
     /// A random free-form value, with awkward keys, strings and numbers.
-    static func randomValue(depth: Int, using generator: inout SplitMix64) -> JSONValue {
+    static func randomValue(depth: Int, using generator: inout SeededGenerator) -> JSONValue {
         let strings = ["", "a", "type", awkward, "🎉", "\"", "\\", "/", "\u{0}", "line\nbreak"]
         switch Int.random(in: 0..<(depth > 3 ? 5 : 7), using: &generator) {
         case 0: return .null
@@ -164,7 +154,7 @@ struct OpenAIRequestWriterTests {
     }
 
     @Test func randomSchemasAndArguments() throws {
-        var generator = SplitMix64(state: 3)
+        var generator = SeededGenerator(seed: 3)
         for round in 0..<300 {
             let schema = Self.randomValue(depth: 0, using: &generator)
             let request = ChatRequest(
@@ -342,7 +332,7 @@ struct OpenAIResponseReaderTests {
 
     /// Random damage to every body: whatever the fast reader accepts, `JSONDecoder` reads as the same value.
     @Test func damagedBodies() {
-        var generator = SplitMix64(state: 42)
+        var generator = SeededGenerator(seed: 42)
         let replacements: [[UInt8]] = [
             [], Array("\"".utf8), Array("\\".utf8), Array("{".utf8), Array("}".utf8), Array("[".utf8), Array("]".utf8),
             Array(",".utf8), Array(":".utf8), Array("1".utf8), Array("-".utf8), Array(".5".utf8), Array("e9".utf8),
@@ -454,7 +444,7 @@ struct OpenAIResponseReaderTests {
     }
 
     @Test func damagedChunks() {
-        var generator = SplitMix64(state: 99)
+        var generator = SeededGenerator(seed: 99)
         let replacements = ["", "\"", "\\", "{", "}", "[", "]", ",", ":", "7", "-", "null", " ", "é", "\u{1}", #""index":2,"#]
         var accepted = 0
         for text in Self.chunks {
