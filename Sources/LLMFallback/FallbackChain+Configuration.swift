@@ -105,12 +105,19 @@ extension FallbackChain {
         public var providers: [String]?
         /// Whether to move past the first provider at all.
         public var allowFailover: Bool
+        /// The task executor a stream's work runs on (the task ``FallbackChain/stream(_:options:)`` starts does
+        /// not inherit the caller's preference, as no unstructured task does); `nil` for the global executor.
+        ///
+        /// A server that runs each connection's work on that connection's event loop passes the loop's executor
+        /// here, so that the stream, its upstream request and its chunks stay on one thread.
+        public var taskExecutor: (any TaskExecutor)?
 
         /// Creates options.
-        public init(timeout: Duration? = nil, providers: [String]? = nil, allowFailover: Bool = true) {
+        public init(timeout: Duration? = nil, providers: [String]? = nil, allowFailover: Bool = true, taskExecutor: (any TaskExecutor)? = nil) {
             self.timeout = timeout
             self.providers = providers
             self.allowFailover = allowFailover
+            self.taskExecutor = taskExecutor
         }
     }
 

@@ -47,7 +47,7 @@ extension FallbackChain {
     /// Streams the answer to a full request.
     public func stream(_ request: ChatRequest, options: RequestOptions = .init()) -> AsyncThrowingStream<ChatChunk, any Error> {
         let (stream, continuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
-        let task = Task {
+        let task = Task(executorPreference: options.taskExecutor) {
             do {
                 let order = self.plan(options)
                 if let hedging = self.configuration.hedging, options.allowFailover, order.count > 1 {

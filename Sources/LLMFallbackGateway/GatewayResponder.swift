@@ -25,12 +25,17 @@ struct GatewayRequestContext: InitializableFromSource {
 /// Routes by a `switch` on the path rather than Hummingbird's trie router: there are six routes, and this keeps the
 /// request path short.
 struct GatewayResponder: HTTPResponder {
+    static let abOff = ProcessInfo.processInfo.environment["AB_OFF"] != nil
     typealias Context = GatewayRequestContext
 
     let core: GatewayCore
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
-        try await core.respond(to: request, context: context)
+        // On the connection's event loop as a task executor: see EventLoopTaskExecutor.
+        if Self.abOff { return try await core.respond(to: request, context: context) }
+        return try await withTaskExecutorPreference(core.executors.executor(for: context.channel.eventLoop)) {
+            try await core.respond(to: request, context: context)
+        }
     }
 }
 
@@ -46,6 +51,7 @@ final class GatewayCore: Sendable {
     let authenticator: APIKeyAuthenticator
     let redactor: Redactor
     let ids = CompletionIDs()
+    let executors = EventLoopTaskExecutors()
     let allocator = ByteBufferAllocator()
     let decoder = JSONDecoder()
     let startedAt: Int
@@ -175,7 +181,7 @@ final class GatewayCore: Sendable {
         }
         let watch = connections.watch(for: context.channel)
         if parsed.stream {
-            return await streamCompletion(parsed, chain: chain, watch: watch)
+            return await streamCompletion(parsed, chain: chain, watch: watch, eventLoop: context.channel.eventLoop)
         }
         do {
             let answer = try await watch.cancelling { try await chain.chat(parsed.request) }
@@ -220,8 +226,10 @@ final class GatewayCore: Sendable {
     /// Starts the chain's stream and answers once its first chunk is in: a failover before the first token stays
     /// invisible, the headers can name the provider and model that answered, and a chain that fails outright gets an
     /// honest status rather than a `200` with an error event.
-    func streamCompletion(_ parsed: ChatCompletionRequest, chain: FallbackChain, watch: ConnectionWatch?) async -> Response {
-        let source = ChunkSource(chain.stream(parsed.request))
+    func streamCompletion(_ parsed: ChatCompletionRequest, chain: FallbackChain, watch: ConnectionWatch?, eventLoop: any EventLoop) async -> Response {
+        // The stream's task runs on this connection's event loop, like the request (see EventLoopTaskExecutor).
+        let executor = executors.executor(for: eventLoop)
+        let source = ChunkSource(chain.stream(parsed.request, options: .init(taskExecutor: executor)))
         let first: ChatChunk?
         do {
             first = try await watch.cancelling { try await source.next() }
@@ -255,7 +263,9 @@ final class GatewayCore: Sendable {
             headers: headers,
             body: ResponseBody { writer in
                 defer { lease.release() }
-                try await self.writeStream(source, writer: &writer)
+                try await withTaskExecutorPreference(executor) {
+                    try await self.writeStream(source, writer: &writer)
+                }
             }
         )
     }
