@@ -37,30 +37,33 @@ final class HTTPConnectionPool: Sendable {
     /// Finds `request` a connection: an idle one (unless `fresh`), a new one, or a place in the queue.
     func lease(for request: RequestExecution, fresh: Bool) {
         let key = request.key
+        // Sticky: the caller's own loop when it runs on one.
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         let limit = configuration.maximumConnectionsPerHost
-        while true {
-            let decision = hosts.withLock { hosts -> Decision in
-                Self.decide(&hosts[key, default: Host()], loop: loop, fresh: fresh, limit: limit, request: request)
-            }
-            switch decision {
-            case .use(let connection):
-                if request.attach(to: connection) { return }
+        let decision = hosts.withLock { hosts -> Decision in
+            Self.decide(&hosts[key, default: Host()], loop: loop, fresh: fresh, limit: limit, request: request)
+        }
+        switch decision {
+        case .use(let connection):
+            if !request.attach(to: connection) {
                 // The request ended meanwhile (cancelled, timed out): the connection goes back.
                 release(connection)
-                return
-            case .create:
-                request.armTimer(on: loop)
-                connect(key, on: loop, for: request)
-                return
-            case .wait:
-                request.armTimer(on: loop)
-                return
             }
+        case .create:
+            request.armTimer(on: loop)
+            connect(key, on: loop, for: request)
+        case .wait:
+            request.armTimer(on: loop)
         }
     }
 
     private static func decide(_ host: inout Host, loop: any EventLoop, fresh: Bool, limit: Int, request: RequestExecution) -> Decision {
+        if !fresh {
+            // A connection the server closed is never reused (its close may not have reached the pool yet).
+            while let last = host.idle.last, last.channel?.isActive != true {
+                host.idle.removeLast()
+            }
+        }
         if !fresh, !host.idle.isEmpty {
             // Last in, first out, preferring the caller's loop among the most recent few.
             var index = host.idle.count - 1

@@ -75,6 +75,16 @@ public struct NIOHTTPClientTransport: HTTPTransport {
         pool = HTTPConnectionPool(configuration: configuration)
     }
 
+    /// Sends a request on a pooled connection and returns as soon as the response head is in.
+    ///
+    /// - Parameters:
+    ///   - request: The request; `Host` and `Content-Length` are set from its URL and body.
+    ///   - timeout: The longest time for connecting, sending and receiving the response head.
+    /// - Returns: The status, the headers and the body, which may still be arriving.
+    /// - Throws: ``ProviderError`` of kind ``ProviderError/Kind/connection`` when the connection fails or closes
+    ///   before the response is complete (also from the body), ``ProviderError/Kind/timeout`` when `timeout`
+    ///   passes, ``ProviderError/Kind/misconfigured`` for a URL that is not `http` or `https`, and
+    ///   `CancellationError` when the task is cancelled (the connection is then closed).
     public func send(_ request: HTTPRequestParts, timeout: Duration) async throws -> TransportResponse {
         let target = try RequestTarget(parsing: request.url)
         var headers = request.headers
