@@ -40,7 +40,7 @@ public struct TransportResponse: Sendable {
 
 /// The seam between the chain and the network: send a request, get the head and a streamed body.
 ///
-/// ``AsyncHTTPClientTransport`` is the default. Implement this to put another client behind the chain, or to
+/// ``AsyncHTTPClientTransport`` is the default; ``NIOHTTPClientTransport`` is a leaner client for gateways. Implement this to put another client behind the chain, or to
 /// intercept requests in a test.
 ///
 /// An implementation throws ``ProviderError`` of kind ``ProviderError/Kind/connection`` or
@@ -65,6 +65,7 @@ public struct ResponseBody: AsyncSequence, Sendable {
         case buffer(ByteBuffer)
         case stream(AsyncThrowingStream<ByteBuffer, any Error>)
         case custom(@Sendable () -> @Sendable () async throws -> ByteBuffer?)
+        case streaming(StreamedResponseBody.Handle)
     }
 
     let storage: Storage
@@ -74,6 +75,9 @@ public struct ResponseBody: AsyncSequence, Sendable {
 
     /// A body produced by a stream.
     public init(_ stream: AsyncThrowingStream<ByteBuffer, any Error>) { storage = .stream(stream) }
+
+    /// A body arriving on a ``NIOHTTPClientTransport`` connection.
+    init(streaming body: StreamedResponseBody) { storage = .streaming(StreamedResponseBody.Handle(body)) }
 
     /// A body read through any async sequence of byte buffers.
     public init<Body: AsyncSequence & Sendable>(_ body: Body) where Body.Element == ByteBuffer, Body.AsyncIterator: Sendable {
@@ -88,6 +92,7 @@ public struct ResponseBody: AsyncSequence, Sendable {
             case buffer(ByteBuffer?)
             case stream(AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator)
             case custom(@Sendable () async throws -> ByteBuffer?)
+            case streaming(StreamedResponseBody.Handle)
         }
         var state: State
 
@@ -102,6 +107,8 @@ public struct ResponseBody: AsyncSequence, Sendable {
                 return element
             case .custom(let next):
                 return try await next()
+            case .streaming(let handle):
+                return try await handle.body.next()
             }
         }
     }
@@ -111,6 +118,7 @@ public struct ResponseBody: AsyncSequence, Sendable {
         case .buffer(let buffer): return AsyncIterator(state: .buffer(buffer))
         case .stream(let stream): return AsyncIterator(state: .stream(stream.makeAsyncIterator()))
         case .custom(let make): return AsyncIterator(state: .custom(make()))
+        case .streaming(let handle): return AsyncIterator(state: .streaming(handle))
         }
     }
 

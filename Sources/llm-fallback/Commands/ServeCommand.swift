@@ -71,9 +71,17 @@ struct ServeCommand: AsyncParsableCommand {
 
         // Metrics first, so the chains' counters land in the registry /metrics serves.
         GatewayMetrics.bootstrap()
+        // One lean HTTP/1.1 client pool for every chain: upstream requests on the caller's event loop, head and
+        // body in one write, responses handed over with one resumption.
+        let transport = NIOHTTPClientTransport()
         var chains: [String: FallbackChain] = [:]
         for settings in file.chains {
-            chains[settings.name] = FallbackChain(settings.providers, configuration: settings.configuration, logger: logger)
+            chains[settings.name] = FallbackChain(
+                settings.providers,
+                configuration: settings.configuration,
+                transport: transport,
+                logger: logger
+            )
         }
         let server = file.server ?? ServerSettings()
         let configuration = GatewayConfiguration(
