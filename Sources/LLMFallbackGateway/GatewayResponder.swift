@@ -25,15 +25,13 @@ struct GatewayRequestContext: InitializableFromSource {
 /// Routes by a `switch` on the path rather than Hummingbird's trie router: there are six routes, and this keeps the
 /// request path short.
 struct GatewayResponder: HTTPResponder {
-    static let abOff = ProcessInfo.processInfo.environment["AB_OFF"] != nil
     typealias Context = GatewayRequestContext
 
     let core: GatewayCore
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
         // On the connection's event loop as a task executor: see EventLoopTaskExecutor.
-        if Self.abOff { return try await core.respond(to: request, context: context) }
-        return try await withTaskExecutorPreference(core.executors.executor(for: context.channel.eventLoop)) {
+        try await withTaskExecutorPreference(core.executors.executor(for: context.channel.eventLoop)) {
             try await core.respond(to: request, context: context)
         }
     }

@@ -282,7 +282,7 @@ struct ChatCommandTests {
             )
             #expect(result.status == 1)
             #expect(result.stderr.contains("all providers failed"))
-            #expect(result.duration < .seconds(8))
+            #expect(result.duration < .seconds(8), "\(result.stderr)")
         }
     }
 

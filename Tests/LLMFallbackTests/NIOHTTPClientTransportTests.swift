@@ -150,7 +150,8 @@ import Testing
             #expect(small.status == 200)
             #expect(String(buffer: try await small.body.collect(upTo: 1 << 20)) == "short")
 
-            server.script("slow", .chunkDelay(.milliseconds(20), .text("a b c d")))
+            // Far apart, so that even a loaded machine reads the first part before the next is written.
+            server.script("slow", .chunkDelay(.milliseconds(300), .text("a b")))
             let slow = try await transport.send(openAIRequest(server, model: "slow", stream: true), timeout: .seconds(10))
             guard case .streaming = slow.body.storage else {
                 Issue.record("a response spread over many reads should stream")
@@ -162,7 +163,7 @@ import Testing
                 parts += 1
                 text += String(buffer: part)
             }
-            #expect(parts >= 4)
+            #expect(parts >= 2)
             #expect(text.contains("[DONE]"))
             #expect(server.connectionsAccepted == 1)
         }
@@ -251,12 +252,15 @@ import Testing
             server.script("hang", .hang)
             let start = ContinuousClock.now
             await #expect {
-                _ = try await transport.send(openAIRequest(server, model: "hang"), timeout: .milliseconds(200))
+                // Long enough for the request to arrive on a loaded machine: the server must see it abandoned.
+                _ = try await transport.send(openAIRequest(server, model: "hang"), timeout: .seconds(2))
             } throws: { error in
                 (error as? ProviderError)?.kind == .timeout
             }
-            #expect(ContinuousClock.now - start < .seconds(5))
-            await server.waitForAbandonedRequests(1)
+            #expect(ContinuousClock.now - start < .seconds(15))
+            let arrived = server.requests(for: "hang").count
+            #expect(arrived == 1)
+            if arrived == 1 { await server.waitForAbandonedRequests(1) }
         }
     }
 
