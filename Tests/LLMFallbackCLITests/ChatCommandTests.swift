@@ -282,7 +282,9 @@ struct ChatCommandTests {
             )
             #expect(result.status == 1)
             #expect(result.stderr.contains("all providers failed"))
-            #expect(result.duration < .seconds(8), "\(result.stderr)")
+            // Without the override the two hung providers would take 20 s (10 s each); the bound leaves room for
+            // starting the debug binary while the whole suite loads the machine.
+            #expect(result.duration < .seconds(15), "\(result.stderr)")
         }
     }
 
