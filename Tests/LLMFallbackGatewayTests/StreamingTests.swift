@@ -129,7 +129,9 @@ struct StreamingTests {
     @Test("a client that disconnects mid-stream cancels the upstream request")
     func disconnectCancelsUpstream() async throws {
         try await withGateway(chains: { ["default": mockChain(on: $0)] }) { server, gateway in
-            server.script("model-primary", .chunkDelay(.milliseconds(100), .text("one two three four five six seven eight nine ten")))
+            // Ten seconds of stream: long enough that a loaded machine cannot finish it before the client leaves.
+            let words = ["one"] + (2...100).map { "w\($0)" }
+            server.script("model-primary", .chunkDelay(.milliseconds(100), .text(words.joined(separator: " "))))
             let (firstEvent, gotFirst) = AsyncStream<String>.makeStream()
             let reader = Task {
                 var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
