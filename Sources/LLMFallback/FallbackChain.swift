@@ -69,7 +69,7 @@ public final class FallbackChain: Sendable {
     ///   - onSuccess: Called with each answer.
     ///   - onEvent: Called for each attempt-level event.
     ///
-    /// Callbacks run outside the request path, in order, on a task of their own: a slow callback never
+    /// Callbacks run outside the request path, in order, on a queue of their own: a slow callback never
     /// delays a request.
     public init(
         _ providers: [Provider],
@@ -782,31 +782,43 @@ struct ChainClock: Sendable {
     }
 }
 
-/// Runs callbacks in order on one task of their own, so a slow callback never blocks a request.
+/// Runs callbacks in order, off the request path and off Swift Concurrency's threads: callbacks are synchronous
+/// closures, and one that blocks (a slow log sink, a lock) must neither delay a request nor hold one of the few
+/// cooperative threads every task shares. At most 10,000 wait; beyond that the oldest are dropped.
 final class CallbackDispatcher: Sendable {
-    private let continuation: AsyncStream<@Sendable () -> Void>.Continuation
-    private let stream: AsyncStream<@Sendable () -> Void>
-    private let started = Mutex(false)
-
-    init() {
-        (stream, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+    private struct State {
+        var pending: [@Sendable () -> Void] = []
+        var draining = false
     }
+
+    static let limit = 10_000
+    private let queue = DispatchQueue(label: "llm-fallback.callbacks")
+    private let state = Mutex(State())
 
     func dispatch(_ work: @escaping @Sendable () -> Void) {
-        let start = started.withLock { started -> Bool in
-            defer { started = true }
-            return !started
+        let startDraining = state.withLock { state -> Bool in
+            if state.pending.count >= Self.limit { state.pending.removeFirst() }
+            state.pending.append(work)
+            defer { state.draining = true }
+            return !state.draining
         }
-        if start {
-            let stream = self.stream
-            Task.detached {
-                for await work in stream { work() }
-            }
+        if startDraining {
+            queue.async { self.drain() }
         }
-        continuation.yield(work)
     }
 
-    deinit {
-        continuation.finish()
+    private func drain() {
+        while true {
+            let batch = state.withLock { state -> [@Sendable () -> Void] in
+                if state.pending.isEmpty {
+                    state.draining = false
+                    return []
+                }
+                defer { state.pending.removeAll(keepingCapacity: true) }
+                return state.pending
+            }
+            if batch.isEmpty { return }
+            for work in batch { work() }
+        }
     }
 }

@@ -457,7 +457,8 @@ import Testing
         .timeLimit(.minutes(1))
     )
     func httpsWithATrustedSelfSignedCertificate() async throws {
-        let certificate = try #require(try SelfSignedCertificate.make())
+        let made = try await SelfSignedCertificate.make()
+        let certificate = try #require(made)
         let serverContext = try NIOSSLContext(configuration: .makeServerConfiguration(
             certificateChain: [.certificate(certificate.certificate)],
             privateKey: .privateKey(certificate.key)
@@ -486,7 +487,8 @@ import Testing
             (error as? ProviderError)?.kind == .connection
         }
         // And a trusted certificate for another name is refused too.
-        let wrongName = try #require(try SelfSignedCertificate.make(name: "elsewhere.invalid", withLoopbackAddress: false))
+        let madeForAnotherName = try await SelfSignedCertificate.make(name: "elsewhere.invalid", withLoopbackAddress: false)
+        let wrongName = try #require(madeForAnotherName)
         var other = TLSConfiguration.makeClientConfiguration()
         other.trustRoots = .certificates([wrongName.certificate])
         let otherServer = try await ScriptedHTTPServer.start(
@@ -541,7 +543,7 @@ struct SelfSignedCertificate {
     }()
 
     /// `nil` when there is no `openssl` command.
-    static func make(name: String = "localhost", withLoopbackAddress: Bool = true) throws -> SelfSignedCertificate? {
+    static func make(name: String = "localhost", withLoopbackAddress: Bool = true) async throws -> SelfSignedCertificate? {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("llm-fallback-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -561,7 +563,13 @@ struct SelfSignedCertificate {
         } catch {
             return nil
         }
-        process.waitUntilExit()
+        // Waited for on a Dispatch thread: blocking one of the few cooperative threads stalls every other test.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
         guard process.terminationStatus == 0 else {
             if process.terminationStatus == 127 { return nil }  // env: openssl not found
             throw MockLLMServerError(message: "openssl failed with status \(process.terminationStatus)")
