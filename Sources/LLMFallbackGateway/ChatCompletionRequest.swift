@@ -135,13 +135,7 @@ struct WireMessage: Decodable {
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         let rawRole = try container.decode(String.self, forKey: .role)
-        let role: Role
-        switch rawRole {
-        case "system", "developer": role = .system
-        case "user": role = .user
-        case "assistant": role = .assistant
-        case "tool": role = .tool
-        default:
+        guard let role = Self.role(rawRole) else {
             let path = Self.path(of: container.codingPath)
             throw RequestValidationError(
                 "invalid role '\(rawRole)' in '\(path)': expected system, developer, user, assistant or tool",
@@ -177,6 +171,17 @@ struct WireMessage: Decodable {
             toolCalls: toolCalls,
             toolCallID: toolCallID
         )
+    }
+
+    /// The role an OpenAI message's `role` names (`developer` is the newer name for `system`); `nil` for others.
+    static func role(_ raw: String) -> Role? {
+        switch raw {
+        case "system", "developer": return .system
+        case "user": return .user
+        case "assistant": return .assistant
+        case "tool": return .tool
+        default: return nil
+        }
     }
 
     static func path(of codingPath: [any CodingKey]) -> String {

@@ -125,15 +125,7 @@ extension ChatCompletionRequest {
     }
 
     private static func message(_ node: JSONNode) -> Message? {
-        guard case .object = node, let rawRole = node["role"]?.string else { return nil }
-        let role: Role
-        switch rawRole {
-        case "system", "developer": role = .system
-        case "user": role = .user
-        case "assistant": role = .assistant
-        case "tool": role = .tool
-        default: return nil
-        }
+        guard case .object = node, let role = node["role"]?.string.flatMap(WireMessage.role) else { return nil }
         var message = Message(role: role, content: .text(""))
         switch node["content"] {
         case nil, .null?:

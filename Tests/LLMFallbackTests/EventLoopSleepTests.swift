@@ -1,4 +1,6 @@
+import Dispatch
 import LLMFallbackTesting
+import Synchronization
 import Testing
 
 @testable import LLMFallback
@@ -81,5 +83,56 @@ struct EventLoopSleepTests {
             #expect(response.trace.first?.outcome == .failure(.timeout))
             #expect(ContinuousClock.now - started < .seconds(20))
         }
+    }
+
+    @Test("a stream that stalls is ended by the watchdog on the real clock, and a silent one fails over", .timeLimit(.minutes(1)))
+    func streamWatchdogOnRealClock() async throws {
+        try await withServer { server in
+            server.script("stalls", [.stallAfter(chunks: 2)])
+            server.script("silent", [.hang])
+            server.script("backup", [.text("from backup")])
+            var configuration = config()
+            // Generous for a loaded machine, except where the test waits for them to fire.
+            configuration.streamTimeouts = StreamTimeouts(firstToken: .seconds(10), idle: .seconds(1))
+            let stalling = FallbackChain([server.openAI("stalls"), server.openAI("backup")], configuration: configuration)
+            var delivered = 0
+            await #expect {
+                for try await chunk in stalling.stream("hi") where chunk.hasContent { delivered += 1 }
+            } throws: { error in
+                guard let interrupted = error as? StreamInterrupted else { return false }
+                return interrupted.underlying.kind == .timeout && interrupted.deliveredChunks == delivered
+            }
+            #expect(delivered >= 1)
+            await server.waitForAbandonedRequests(1)
+
+            var silentProvider = server.openAI("silent")
+            silentProvider.streamTimeouts = StreamTimeouts(firstToken: .seconds(1))
+            let silent = FallbackChain([silentProvider, server.openAI("backup")], configuration: configuration)
+            let answer = try await silent.stream("hi").collect()
+            #expect(answer.content == "from backup")
+        }
+    }
+
+    @Test("a stream's work runs on the task executor its options name")
+    func streamRunsOnTheGivenExecutor() async throws {
+        try await withServer { server in
+            server.script("m", [.text("a b c")])
+            let executor = CountingExecutor()
+            let chain = FallbackChain([server.openAI("m")], configuration: config())
+            let answer = try await chain.stream(ChatRequest(prompt: "hi"), options: .init(taskExecutor: executor)).collect()
+            #expect(answer.content == "a b c")
+            #expect(executor.jobs.withLock { $0 } > 0)
+        }
+    }
+}
+
+/// A task executor that runs jobs on a global queue and counts them.
+final class CountingExecutor: TaskExecutor {
+    let jobs = Mutex(0)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        jobs.withLock { $0 += 1 }
+        let job = UnownedJob(job)
+        DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 import Synchronization
 
 /// Sleeps on a SwiftNIO event loop's timer instead of Swift Concurrency's global delayed-job queue.
@@ -30,10 +29,10 @@ enum EventLoopSleep {
     }
 
     /// One sleep: the continuation, resumed exactly once by whichever comes first of the timer and the cancellation.
-    final class Sleeper: NIOScheduledCallbackHandler, Sendable {
+    final class Sleeper: Sendable {
         private enum State {
             case idle
-            case waiting(UnsafeContinuation<Void, any Error>, NIOScheduledCallback)
+            case waiting(UnsafeContinuation<Void, any Error>, ScheduledAction)
             /// The timer fired before the continuation was stored.
             case fired
             /// The task was cancelled before the continuation was stored.
@@ -44,11 +43,8 @@ enum EventLoopSleep {
         private let state = Mutex<State>(.idle)
 
         func start(_ continuation: UnsafeContinuation<Void, any Error>, after duration: Duration) {
-            let loop = MultiThreadedEventLoopGroup.singleton.any()
-            let callback: NIOScheduledCallback
-            do {
-                callback = try loop.scheduleCallback(in: .nanoseconds(duration.clampedNanoseconds), handler: self)
-            } catch {
+            let callback = ScheduledAction.onEventLoop(after: duration) { self.fire() }
+            if case .none = callback {
                 // The loop is shutting down (the process is ending): no timer will fire, so end the sleep now.
                 let resume = state.withLock { state -> Bool in
                     if case .finished = state { return false }
@@ -83,7 +79,7 @@ enum EventLoopSleep {
             }
         }
 
-        func handleScheduledCallback(eventLoop: some EventLoop) {
+        private func fire() {
             let continuation = state.withLock { state -> UnsafeContinuation<Void, any Error>? in
                 switch state {
                 case .idle:
@@ -100,7 +96,7 @@ enum EventLoopSleep {
         }
 
         func cancel() {
-            let waiting = state.withLock { state -> (UnsafeContinuation<Void, any Error>, NIOScheduledCallback)? in
+            let waiting = state.withLock { state -> (UnsafeContinuation<Void, any Error>, ScheduledAction)? in
                 switch state {
                 case .idle:
                     state = .cancelled
