@@ -51,8 +51,12 @@ extension FallbackChain {
         public var streamTimeouts: StreamTimeouts
         /// What a stream does when it fails after content reached the caller.
         public var midStreamPolicy: MidStreamPolicy
-        /// The largest response body accepted.
+        /// The largest response body accepted, streamed bodies included; a longer one is an
+        /// ``ProviderError/Kind/invalidResponse`` that fails over (mid-stream: the ``midStreamPolicy``).
         public var maxResponseBytes: Int
+        /// The longest line, and the longest event, a stream may carry (16 MiB by default); longer ones (an
+        /// upstream streaming without newlines) are an ``ProviderError/Kind/invalidResponse``.
+        public var maxStreamEventBytes: Int
         /// Latency samples older than this are forgotten: the provider counts as unmeasured again, so the next
         /// request tries it and its figure starts afresh. This is how latency routing gives a provider that it
         /// stopped choosing (after a slow spell) a chance to win again.
@@ -76,6 +80,7 @@ extension FallbackChain {
             streamTimeouts: StreamTimeouts = .init(),
             midStreamPolicy: MidStreamPolicy = .fail,
             maxResponseBytes: Int = 32 << 20,
+            maxStreamEventBytes: Int = 16 << 20,
             latencyMaxAge: Duration = .seconds(30),
             hedging: Hedging? = nil,
             metricsFactory: (any MetricsFactory)? = nil,
@@ -92,6 +97,7 @@ extension FallbackChain {
             self.streamTimeouts = streamTimeouts
             self.midStreamPolicy = midStreamPolicy
             self.maxResponseBytes = maxResponseBytes
+            self.maxStreamEventBytes = maxStreamEventBytes
             self.latencyMaxAge = latencyMaxAge
             self.randomSeed = randomSeed
         }

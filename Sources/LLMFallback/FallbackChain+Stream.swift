@@ -201,23 +201,18 @@ extension FallbackChain {
             expiry.setTimer(clock.schedule(at: wake) { watchdog() })
         }
         watchdog()
-        let result = await withTaskGroup(of: AttemptResult<StreamSummary>.self) { group in
-            group.addTask {
-                await expiry.run {
-                    await self.readStream(
-                        entry: entry,
-                        resolved: resolved,
-                        request: request,
-                        timeout: timeout,
-                        attemptNumber: attemptNumber,
-                        progress: progress,
-                        watch: watch,
-                        continuation: continuation
-                    )
-                }
-            }
-            return await group.next() ?? .cancelled
-        }
+        let result = await expiry.run {
+            await self.readStream(
+                entry: entry,
+                resolved: resolved,
+                request: request,
+                timeout: timeout,
+                attemptNumber: attemptNumber,
+                progress: progress,
+                watch: watch,
+                continuation: continuation
+            )
+        } ?? .cancelled
         expiry.finish()
         switch result {
         case .success(let summary, _):
@@ -301,11 +296,17 @@ extension FallbackChain {
         let watch: StreamWatch
         let continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
         var decoder: any StreamDecoder
-        var parser = ServerSentEventParser()
+        var parser: ServerSentEventParser
         var events: [ServerSentEvent] = []
         var pending: [ChatChunk] = []
         var summary: StreamSummary
         var deliveredHere = 0
+        /// Body bytes read so far, bounded by ``Configuration/maxResponseBytes``.
+        var receivedBytes = 0
+        let maximumBytes: Int
+        /// Whether the delivered text is kept: only when something reads it (a continuation's prefill, the
+        /// response handed to `onSuccess`), so a long stream holds no copy of its answer otherwise.
+        let keepsText: Bool
 
         init(
             chain: FallbackChain,
@@ -325,12 +326,30 @@ extension FallbackChain {
             self.continuation = continuation
             self.decoder = entry.adapter.makeStreamDecoder(for: resolved)
             self.summary = StreamSummary(content: "", model: entry.provider.model)
+            self.parser = ServerSentEventParser(maximumEventBytes: chain.configuration.maxStreamEventBytes)
+            self.maximumBytes = chain.configuration.maxResponseBytes
+            self.keepsText = chain.configuration.midStreamPolicy == .continue || chain.onSuccess != nil
         }
 
         /// Parses and delivers what `buffer` completes; `true` once the stream's terminator is in.
         func consume(_ buffer: ByteBuffer) throws(ProviderError) -> Bool {
+            receivedBytes = receivedBytes.saturatingAdd(buffer.readableBytes)
+            if receivedBytes > maximumBytes {
+                throw ProviderError(.invalidResponse, message: "stream longer than \(maximumBytes) bytes (maxResponseBytes)")
+            }
             events.removeAll(keepingCapacity: true)
-            parser.feed(buffer, into: &events)
+            do {
+                try parser.feed(buffer, into: &events)
+            } catch {
+                throw ProviderError(.invalidResponse, message: "\(error) (maxStreamEventBytes)")
+            }
+            try deliver(events)
+            return decoder.isComplete
+        }
+
+        /// Decodes `events` and hands their chunks to the caller (holding back what comes before the first
+        /// content, so a failure there can still fail over unseen).
+        private func deliver(_ events: [ServerSentEvent]) throws(ProviderError) {
             for event in events {
                 guard var chunk = try decoder.decode(event) else { continue }
                 if let usage = chunk.usage { summary.usage = usage }
@@ -362,28 +381,39 @@ extension FallbackChain {
                     watch.state.withLock { $0.lastActivity = now }
                 }
                 deliveredHere += 1
+                let keepsText = self.keepsText
                 progress.state.withLock {
                     $0.deliveredChunks += 1
-                    $0.deliveredCharacters += chunk.content.count
-                    $0.text += chunk.content
+                    $0.deliveredCharacters = $0.deliveredCharacters.saturatingAdd(chunk.content.count)
+                    if keepsText { $0.text += chunk.content }
                 }
                 continuation.yield(chunk)
             }
-            return decoder.isComplete
         }
 
         /// The result once the body has ended.
+        ///
+        /// A body that ends before its format's end (no `[DONE]` or finish reason, no `message_stop`) was cut
+        /// short, however cleanly it closed: a connection-class failure, which fails over before any content and
+        /// follows the mid-stream policy after it. It is never a success.
         func finish() -> AttemptResult<StreamSummary> {
             if !decoder.isComplete {
-                if deliveredHere == 0 && summary.finishReason == nil {
-                    return chain.streamFailure(ProviderError(.invalidResponse, message: "stream ended without any content"), entry: entry, progress: progress)
+                // A last event whose trailing blank line never came is still read.
+                events.removeAll(keepingCapacity: true)
+                do {
+                    try parser.finish(into: &events)
+                    try deliver(events)
+                } catch let error as ProviderError {
+                    return chain.streamFailure(error, entry: entry, progress: progress)
+                } catch {
+                    return chain.streamFailure(ProviderError(.invalidResponse, message: "\(error)"), entry: entry, progress: progress)
                 }
-                // A clean close without the terminator: finalise now rather than wait; say so when no finish
-                // reason came either.
-                if summary.finishReason == nil {
-                    summary.finishReason = .other("unterminated")
-                    pending.append(ChatChunk(finishReason: .other("unterminated"), provider: resolved.kind.name, model: summary.model))
-                }
+            }
+            guard decoder.endsCleanly else {
+                let message = deliveredHere == 0
+                    ? "stream ended without any content or its end"
+                    : "stream cut: the body ended after \(deliveredHere) chunks without the format's end"
+                return chain.streamFailure(ProviderError(.connection, message: message), entry: entry, progress: progress)
             }
             for held in pending { continuation.yield(held) }
             return .success(summary, latency: .zero)

@@ -92,7 +92,9 @@ public final class FallbackChain: Sendable {
             breaker: configuration.circuitBreaker,
             latencyMaxAge: configuration.latencyMaxAge
         )
-        self.weights = providers.map(\.weight)
+        // A weight is a number from a config file: one that is negative, NaN or infinite counts as zero, and no
+        // weight exceeds 1e12, so their sum stays finite.
+        self.weights = providers.map { $0.weight.isFinite && $0.weight > 0 ? min($0.weight, 1e12) : 0 }
         self.transport = transport
         self.clock = ChainClock(clock)
         self.logger = logger
@@ -587,7 +589,7 @@ public final class FallbackChain: Sendable {
 
     func observe(entry: ChainEntry, record: AttemptRecord, breakerChange: CircuitBreaker.State?, error: ProviderError?) {
         entry.metrics.attempts.increment()
-        entry.metrics.duration.recordNanoseconds(Int64(record.duration.milliseconds * 1_000_000))
+        entry.metrics.duration.recordNanoseconds(record.duration.clampedNanoseconds)
         if let error {
             Counter(
                 label: "llm_fallback_errors_total",
@@ -631,12 +633,9 @@ public final class FallbackChain: Sendable {
         let started = clock.now()
         let expiry = AttemptExpiry()
         expiry.setTimer(clock.schedule(at: started + timeout) { expiry.expire("no complete answer within \(formatDuration(timeout))") })
-        let result = await withTaskGroup(of: AttemptResult<ChatResponse>.self) { group in
-            group.addTask {
-                await expiry.run { await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout) }
-            }
-            return await group.next() ?? .cancelled
-        }
+        let result = await expiry.run {
+            await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
+        } ?? .cancelled
         expiry.finish()
         switch result {
         case .success(let response, _):
@@ -787,7 +786,9 @@ struct ChainClock: Sendable {
 /// cooperative threads every task shares. At most 10,000 wait; beyond that the oldest are dropped.
 final class CallbackDispatcher: Sendable {
     private struct State {
-        var pending: [@Sendable () -> Void] = []
+        /// Pending work from `head` on; the slots before `head` were dropped and are compacted in bulk.
+        var pending: [(@Sendable () -> Void)?] = []
+        var head = 0
         var draining = false
     }
 
@@ -795,9 +796,19 @@ final class CallbackDispatcher: Sendable {
     private let queue = DispatchQueue(label: "llm-fallback.callbacks")
     private let state = Mutex(State())
 
+    /// Queues `work`. When `limit` callbacks are already waiting (a callback that blocks), the oldest is dropped:
+    /// in O(1), as this runs on the request path.
     func dispatch(_ work: @escaping @Sendable () -> Void) {
         let startDraining = state.withLock { state -> Bool in
-            if state.pending.count >= Self.limit { state.pending.removeFirst() }
+            if state.pending.count - state.head >= Self.limit {
+                state.pending[state.head] = nil
+                state.head += 1
+                if state.head >= Self.limit {
+                    // Once per `limit` drops: amortised O(1).
+                    state.pending.removeFirst(state.head)
+                    state.head = 0
+                }
+            }
             state.pending.append(work)
             defer { state.draining = true }
             return !state.draining
@@ -807,18 +818,24 @@ final class CallbackDispatcher: Sendable {
         }
     }
 
+    /// How many callbacks wait to run (for tests).
+    var pendingCount: Int { state.withLock { $0.pending.count - $0.head } }
+
     private func drain() {
         while true {
-            let batch = state.withLock { state -> [@Sendable () -> Void] in
-                if state.pending.isEmpty {
+            let batch = state.withLock { state -> ArraySlice<(@Sendable () -> Void)?> in
+                if state.pending.count == state.head {
                     state.draining = false
                     return []
                 }
-                defer { state.pending.removeAll(keepingCapacity: true) }
-                return state.pending
+                defer {
+                    state.pending.removeAll(keepingCapacity: true)
+                    state.head = 0
+                }
+                return state.pending[state.head...]
             }
             if batch.isEmpty { return }
-            for work in batch { work() }
+            for work in batch { work?() }
         }
     }
 }

@@ -560,7 +560,7 @@ struct GeminiAdapterTests {
         var decoder = adapter.makeStreamDecoder(for: try Self.provider())
         var text = ""
         let error = #expect(throws: ProviderError.self) {
-            for event in parser.feed(stream) {
+            for event in try parser.feed(stream) {
                 if let chunk = try decoder.decode(event) { text += chunk.content }
             }
         }

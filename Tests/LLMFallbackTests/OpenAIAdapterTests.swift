@@ -165,7 +165,7 @@ import Testing
         let pieces: [ArraySlice<UInt8>] = splitEveryByte ? bytes.indices.map { bytes[$0...$0] } : [bytes[...]]
         for piece in pieces {
             events.removeAll()
-            parser.feed(piece, into: &events)
+            try parser.feed(piece, into: &events)
             for event in events {
                 if let chunk = try decoder.decode(event) { chunks.append(chunk) }
             }

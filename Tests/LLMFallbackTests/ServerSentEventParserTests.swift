@@ -3,54 +3,54 @@ import Testing
 @testable import LLMFallback
 
 @Suite struct ServerSentEventParserTests {
-    func parseSplitEverywhere(_ text: String) -> [[ServerSentEvent]] {
+    func parseSplitEverywhere(_ text: String) throws -> [[ServerSentEvent]] {
         let bytes = Array(text.utf8)
         var results: [[ServerSentEvent]] = []
         for split in 0...bytes.count {
             var parser = ServerSentEventParser()
             var events: [ServerSentEvent] = []
-            parser.feed(bytes[..<split], into: &events)
-            parser.feed(bytes[split...], into: &events)
+            try parser.feed(bytes[..<split], into: &events)
+            try parser.feed(bytes[split...], into: &events)
             results.append(events)
         }
         var parser = ServerSentEventParser()
         var events: [ServerSentEvent] = []
-        for byte in bytes { parser.feed([byte], into: &events) }
+        for byte in bytes { try parser.feed([byte], into: &events) }
         results.append(events)
         return results
     }
 
     @Test(arguments: ["\n", "\r", "\r\n"])
-    func lineEndings(_ end: String) {
+    func lineEndings(_ end: String) throws {
         let text = "event: a\(end)data: one\(end)\(end)data: two\(end)data: three\(end)\(end)"
-        for events in parseSplitEverywhere(text) {
+        for events in try parseSplitEverywhere(text) {
             #expect(events == [ServerSentEvent(event: "a", data: "one"), ServerSentEvent(data: "two\nthree")])
         }
     }
 
-    @Test func commentsAndFieldsWithoutSpace() {
+    @Test func commentsAndFieldsWithoutSpace() throws {
         let text = ": keep-alive\n\ndata:x\nid: 7\nretry: 100\nunknown: y\n\n"
-        for events in parseSplitEverywhere(text) {
+        for events in try parseSplitEverywhere(text) {
             #expect(events == [ServerSentEvent(data: "x", id: "7")])
         }
     }
 
-    @Test func utf8SplitInsideACharacter() {
+    @Test func utf8SplitInsideACharacter() throws {
         let text = "data: héllo 👋 wörld\n\n"
-        for events in parseSplitEverywhere(text) {
+        for events in try parseSplitEverywhere(text) {
             #expect(events.map(\.data) == ["héllo 👋 wörld"])
         }
     }
 
-    @Test func byteOrderMarkAndEmptyData() {
+    @Test func byteOrderMarkAndEmptyData() throws {
         var parser = ServerSentEventParser()
-        let events = parser.feed("\u{FEFF}data\n\ndata: a\n\n")
+        let events = try parser.feed("\u{FEFF}data\n\ndata: a\n\n")
         #expect(events.map(\.data) == ["", "a"])
     }
 
-    @Test func incompleteEventIsPending() {
+    @Test func incompleteEventIsPending() throws {
         var parser = ServerSentEventParser()
-        let events = parser.feed("data: a\n\ndata: b")
+        let events = try parser.feed("data: a\n\ndata: b")
         #expect(events.map(\.data) == ["a"])
         #expect(parser.hasPendingEvent)
     }

@@ -31,7 +31,7 @@ struct StreamSummary: Equatable, CustomStringConvertible {
         var summary = StreamSummary()
         for piece in pieces {
             var events: [ServerSentEvent] = []
-            parser.feed(piece, into: &events)
+            try parser.feed(piece, into: &events)
             for event in events {
                 guard let chunk = try decoder.decode(event) else { continue }
                 #expect(chunk.provider == provider.kind.name)

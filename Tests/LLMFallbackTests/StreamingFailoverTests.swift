@@ -212,16 +212,6 @@ import Testing
         }
     }
 
-    @Test(arguments: Format.allCases)
-    func missingTerminatorIsFinalisedAtOnce(_ format: Format) async throws {
-        try await withServer { server in
-            server.script("m", .missingTerminator(text: "all the words"))
-            let response = try await singleChain(format.provider(server, model: "m")).stream("hi").collect()
-            #expect(response.content == "all the words")
-            #expect(response.finishReason == .other("unterminated"))
-        }
-    }
-
     @Test func malformedChunkAfterContentIsATypedError() async throws {
         try await withServer { server in
             server.script("m", .malformedChunk(afterChunks: 2))

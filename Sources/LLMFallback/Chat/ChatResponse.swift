@@ -175,15 +175,14 @@ public struct AttemptRecord: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension Duration {
-    /// The duration in (fractional) milliseconds.
+    /// The duration in (fractional) milliseconds. Total: unlike `components`, it never traps, whatever the
+    /// duration (a sum of two huge durations goes past `Int64.max` seconds).
     public var milliseconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        Double(attoseconds) / 1e15
     }
 
     /// The duration in (fractional) seconds.
     var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
+        Double(attoseconds) / 1e18
     }
 }

@@ -12,12 +12,15 @@ public struct Usage: Hashable, Sendable, Codable {
     public var reasoningTokens: Int?
 
     /// Creates a usage record; `totalTokens` defaults to the sum.
+    ///
+    /// The counts come from a provider, so they are taken with bounds: a negative count is zero, and the sum
+    /// saturates at `Int.max` instead of overflowing.
     public init(promptTokens: Int, completionTokens: Int, totalTokens: Int? = nil, cachedTokens: Int? = nil, reasoningTokens: Int? = nil) {
-        self.promptTokens = promptTokens
-        self.completionTokens = completionTokens
-        self.totalTokens = totalTokens ?? (promptTokens + completionTokens)
-        self.cachedTokens = cachedTokens
-        self.reasoningTokens = reasoningTokens
+        self.promptTokens = max(0, promptTokens)
+        self.completionTokens = max(0, completionTokens)
+        self.totalTokens = totalTokens.map { max(0, $0) } ?? self.promptTokens.saturatingAdd(self.completionTokens)
+        self.cachedTokens = cachedTokens.map { max(0, $0) }
+        self.reasoningTokens = reasoningTokens.map { max(0, $0) }
     }
 }
 

@@ -362,7 +362,7 @@ public struct AnthropicStreamDecoder: StreamDecoder {
             if let usage = wire.usage {
                 absorbInput(usage)
                 result.usage = Usage(
-                    promptTokens: inputTokens + cacheCreationTokens + (cacheReadTokens ?? 0),
+                    promptTokens: max(0, inputTokens).saturatingAdd(max(0, cacheCreationTokens)).saturatingAdd(max(0, cacheReadTokens ?? 0)),
                     completionTokens: usage.outputTokens ?? 0,
                     cachedTokens: cacheReadTokens
                 )
@@ -485,7 +485,7 @@ struct AnthropicUsageWire: Decodable {
     /// Prompt tokens including cache reads and writes, as OpenAI counts them.
     func usage() -> Usage {
         Usage(
-            promptTokens: (inputTokens ?? 0) + (cacheCreationInputTokens ?? 0) + (cacheReadInputTokens ?? 0),
+            promptTokens: max(0, inputTokens ?? 0).saturatingAdd(max(0, cacheCreationInputTokens ?? 0)).saturatingAdd(max(0, cacheReadInputTokens ?? 0)),
             completionTokens: outputTokens ?? 0,
             cachedTokens: cacheReadInputTokens
         )

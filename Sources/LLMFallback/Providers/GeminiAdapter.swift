@@ -465,7 +465,7 @@ struct GeminiUsageWire: Decodable {
     var usage: Usage {
         Usage(
             promptTokens: promptTokenCount ?? 0,
-            completionTokens: (candidatesTokenCount ?? 0) + (thoughtsTokenCount ?? 0),
+            completionTokens: max(0, candidatesTokenCount ?? 0).saturatingAdd(max(0, thoughtsTokenCount ?? 0)),
             totalTokens: totalTokenCount,
             cachedTokens: cachedContentTokenCount,
             reasoningTokens: thoughtsTokenCount

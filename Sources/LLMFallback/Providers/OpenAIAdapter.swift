@@ -161,6 +161,10 @@ public struct OpenAIStreamDecoder: StreamDecoder {
     private let provider: String
     private var model: String
     public private(set) var isComplete = false
+    private var sawFinishReason = false
+
+    /// `[DONE]` arrived, or a chunk with the answer's `finish_reason` (servers that omit `[DONE]`).
+    public var endsCleanly: Bool { isComplete || sawFinishReason }
 
     /// Creates a decoder for a stream from `provider` asked for `model`.
     public init(provider: String, model: String) {
@@ -202,6 +206,7 @@ public struct OpenAIStreamDecoder: StreamDecoder {
                 }
             }
             result.finishReason = choice.finishReason.map(OpenAIAdapter.finishReason)
+            if result.finishReason != nil { sawFinishReason = true }
         }
         result.usage = chunk.usage?.usage
         if !result.hasContent && result.finishReason == nil && result.usage == nil { return nil }

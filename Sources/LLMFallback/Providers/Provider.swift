@@ -74,7 +74,7 @@ public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebug
     public var debugDescription: String {
         var parts = ["kind: \(kind)", "model: \(model)"]
         parts.append("apiKey: \(apiKey == nil ? "from environment" : "<redacted>")")
-        if let baseURL { parts.append("baseURL: \(baseURL)") }
+        if let baseURL { parts.append("baseURL: \(redactingCredentials(baseURL))") }
         parts.append("timeout: \(formatDuration(timeout))")
         parts.append("maxRetries: \(maxRetries)")
         return "Provider(\(name); \(parts.joined(separator: ", ")))"
@@ -86,7 +86,7 @@ public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebug
             self,
             children: [
                 "name": name, "kind": kind, "model": model, "apiKey": apiKey == nil ? "from environment" : "<redacted>",
-                "baseURL": baseURL as Any, "timeout": timeout, "weight": weight, "maxRetries": maxRetries,
+                "baseURL": baseURL.map(redactingCredentials) as Any, "timeout": timeout, "weight": weight, "maxRetries": maxRetries,
             ],
             displayStyle: .struct
         )
@@ -134,7 +134,9 @@ public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebug
 }
 
 /// A provider whose kind, base URL and key are known: what an adapter needs to build a request.
-public struct ResolvedProvider: Sendable, CustomStringConvertible {
+///
+/// Its description, debug description and mirror (`dump`, debuggers, `String(reflecting:)`) never show the key.
+public struct ResolvedProvider: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The entry as the user wrote it.
     public var provider: Provider
     /// What its kind name means.
@@ -153,4 +155,44 @@ public struct ResolvedProvider: Sendable, CustomStringConvertible {
     }
 
     public var description: String { provider.name }
+
+    public var debugDescription: String {
+        "ResolvedProvider(\(provider.name); kind: \(kind.name), baseURL: \(redactingCredentials(baseURL)), "
+            + "apiKey: \(apiKey == nil ? "none" : "<redacted>"))"
+    }
+
+    /// A mirror without the key, so `dump(resolved)` and debuggers never show it.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "provider": provider, "kind": kind.name, "baseURL": redactingCredentials(baseURL),
+                "apiKey": apiKey == nil ? "none" : "<redacted>",
+            ],
+            displayStyle: .struct
+        )
+    }
+}
+
+/// `url` without the credentials in its authority (`https://user:secret@host` -> `https://<redacted>@host`) or
+/// the value of a query item that looks like a key (`?key=...`).
+func redactingCredentials(_ url: String) -> String {
+    var text = url
+    if let scheme = text.range(of: "://") {
+        let authorityEnd = text[scheme.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex
+        let authority = text[scheme.upperBound..<authorityEnd]
+        if let at = authority.lastIndex(of: "@") {
+            text.replaceSubrange(scheme.upperBound..<at, with: "<redacted>")
+        }
+    }
+    if let query = text.firstIndex(of: "?") {
+        let items = text[text.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
+            guard let equals = item.firstIndex(of: "=") else { return String(item) }
+            let name = item[..<equals].lowercased()
+            let secret = name.contains("key") || name.contains("token") || name.contains("secret") || name == "sig"
+            return secret ? item[..<equals] + "=<redacted>" : String(item)
+        }
+        text = String(text[...query]) + items.joined(separator: "&")
+    }
+    return text
 }

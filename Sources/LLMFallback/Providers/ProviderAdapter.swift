@@ -44,6 +44,18 @@ public protocol StreamDecoder: Sendable {
 
     /// Whether the format's terminator (`[DONE]`, `message_stop`, a Gemini finish reason) has arrived.
     var isComplete: Bool { get }
+
+    /// Whether the stream may end here without having been cut short.
+    ///
+    /// A body that ends while this is `false` is a broken stream (a connection-class failure), never a success,
+    /// however clean the close: an upstream that crashed behind a proxy often ends its chunked body cleanly.
+    /// The default is ``isComplete``; OpenAI's format also accepts an answer whose last chunk carried its
+    /// `finish_reason`.
+    var endsCleanly: Bool { get }
+}
+
+extension StreamDecoder {
+    public var endsCleanly: Bool { isComplete }
 }
 
 extension WireFormat {
@@ -121,37 +133,58 @@ enum WireJSON {
 
 enum ErrorClassifier {
     /// The class an HTTP status stands for, before the body refines it.
+    ///
+    /// Only statuses that say the request itself is wrong (400, 422) stop a chain. A redirect (the base URL
+    /// points somewhere else, a captive proxy), a status outside HTTP's range, or any status this table does not
+    /// know is an ``ProviderError/Kind/invalidResponse``: the provider did not answer as its API promises, so the
+    /// chain fails over rather than give up.
     static func kind(forStatus status: Int) -> ProviderError.Kind {
         switch status {
+        case 400, 422: return .invalidRequest
         case 401: return .authentication
-        case 403: return .permissionDenied
+        case 402, 403: return .permissionDenied
         case 404: return .notFound
         case 408: return .timeout
         case 409: return .serverError
+        case 413: return .contextLengthExceeded
         case 429: return .rateLimited
         case 503, 529: return .overloaded
         case 504: return .timeout
         case 500...599: return .serverError
-        default: return .invalidRequest
+        default: return .invalidResponse
         }
     }
 
-    /// The delay from `retry-after-ms`, or `retry-after` as seconds or an HTTP date.
+    /// The delay from `retry-after-ms`, or `retry-after` as seconds or an HTTP date; `nil` when absent or not a
+    /// number or date.
+    ///
+    /// The value is a hint from outside: negative, non-finite and absurd values never trap. A value past
+    /// ``ProviderError/longestRetryAfter`` is clamped to it.
     static func retryAfter(from headers: HTTPHeaders, now: Date = Date()) -> Duration? {
-        if let value = headers.first(name: "retry-after-ms"), let ms = Double(value.trimmingCharacters(in: .whitespaces)), ms >= 0 {
-            return .milliseconds(ms)
+        if let value = headers.first(name: "retry-after-ms"), let ms = parseDelay(value) {
+            return .clampedMilliseconds(ms, limit: ProviderError.longestRetryAfter)
         }
         guard let value = headers.first(name: "retry-after")?.trimmingCharacters(in: .whitespaces), !value.isEmpty else {
             return nil
         }
-        if let seconds = Double(value), seconds >= 0 {
-            return .milliseconds(seconds * 1000)
+        if let seconds = parseDelay(value) {
+            return .clampedMilliseconds(seconds * 1000, limit: ProviderError.longestRetryAfter)
         }
-        if let date = parseHTTPDate(value) {
-            let seconds = max(0, date.timeIntervalSince(now))
-            return .milliseconds(seconds * 1000)
+        if value.utf8.count <= 64, let date = parseHTTPDate(value) {
+            return .clampedMilliseconds(date.timeIntervalSince(now) * 1000, limit: ProviderError.longestRetryAfter)
         }
         return nil
+    }
+
+    /// A non-negative number (`1`, `0.5`, `1e3`); `nil` for anything else, including NaN and negatives.
+    /// Infinity is kept (the caller clamps it).
+    private static func parseDelay(_ text: String) -> Double? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty, text.utf8.count <= 64, let first = text.utf8.first, first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9") || first == UInt8(ascii: ".") else {
+            return nil
+        }
+        guard let value = Double(text), !value.isNaN, value >= 0 else { return nil }
+        return value
     }
 
     static func parseHTTPDate(_ text: String) -> Date? {
@@ -166,10 +199,10 @@ enum ErrorClassifier {
         return nil
     }
 
-    /// A duration written like Google's `"12s"` or `"0.5s"`.
+    /// A duration written like Google's `"12s"` or `"0.5s"`, clamped like a `Retry-After`.
     static func parseGoogleDuration(_ text: String) -> Duration? {
-        guard text.hasSuffix("s"), let seconds = Double(text.dropLast()), seconds >= 0 else { return nil }
-        return .milliseconds(seconds * 1000)
+        guard text.hasSuffix("s"), let seconds = parseDelay(String(text.dropLast())) else { return nil }
+        return .clampedMilliseconds(seconds * 1000, limit: ProviderError.longestRetryAfter)
     }
 
     /// An error whose body is not the format's error JSON (an HTML page from a proxy, an empty body): classified

@@ -40,30 +40,30 @@ enum ScheduledAction: Sendable {
 extension Duration {
     /// In nanoseconds, saturating at `Int64.max`; negative durations are zero.
     var clampedNanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        if seconds >= Int64.max / 1_000_000_000 { return .max }
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        // From the attoseconds (an Int128): `components` traps past Int64.max seconds.
+        let nanoseconds = attoseconds / 1_000_000_000
+        if nanoseconds <= 0 { return 0 }
+        return nanoseconds >= Int128(Int64.max) ? .max : Int64(nanoseconds)
     }
 }
 
-/// Ends an attempt when its time is up, without a task of its own.
+/// Ends an attempt when its time is up, without a sleeping task.
 ///
-/// The attempt runs in a child task (``run(_:)``), so that cancelling it leaves the request free to fail over; a
-/// timer on the chain's clock calls ``expire(_:)``, which cancels that child and keeps the reason. An attempt that
-/// answers first disarms it with ``finish()``. On the real clock the timer is an event loop callback: arming and
-/// disarming it costs far less than a sleeping task per attempt, and it holds no task memory while a stream runs.
+/// ``run(_:)`` runs the attempt in a child task of a group, beside a second child that waits (on a continuation,
+/// without a timer of its own) for the attempt to expire or end. A timer on the chain's clock calls
+/// ``expire(_:)``, which wakes that waiter; the group then cancels the attempt, leaving the request free to fail
+/// over. On the real clock the timer is an event loop callback: arming and disarming it costs far less than a
+/// sleeping task per attempt, and it holds no task memory while a stream runs.
+///
+/// Cancellation stays structured: nothing stores a reference to a task or cancels one from another thread, and
+/// no lock is held while anything is resumed or cancelled (review finding 19).
 final class AttemptExpiry: Sendable {
-    private struct RunningTask: @unchecked Sendable {
-        // Only used under the lock, while the task is known to be running (it disarms before it returns).
-        let task: UnsafeCurrentTask
-    }
-
     private struct State {
-        var running: RunningTask?
         var reason: String?
         var timer: ScheduledAction?
         var finished = false
+        var waiterCancelled = false
+        var waiter: CheckedContinuation<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -71,31 +71,59 @@ final class AttemptExpiry: Sendable {
     /// Why the attempt expired; `nil` while it has not.
     var reason: String? { state.withLock { $0.reason } }
 
-    /// Runs `operation` (in the child task), cancelled when the attempt expires (or at once if it already has).
-    func run<T>(_ operation: () async -> T) async -> T {
-        withUnsafeCurrentTask { task in
-            guard let task else { return }
-            state.withLock { state in
-                if state.reason != nil {
-                    task.cancel()
+    /// Runs `operation` in a child task, cancelled when the attempt expires (or at once if it already has).
+    ///
+    /// - Returns: What `operation` returned (after a cancellation, whatever it returns then); `nil` only when the
+    ///   group ended without it, which cannot happen.
+    func run<T: Sendable>(_ operation: @escaping @Sendable () async -> T) async -> T? {
+        await withTaskGroup(of: T?.self) { group in
+            group.addTask { await operation() }
+            group.addTask {
+                await self.waitForExpiryOrEnd()
+                return nil
+            }
+            var value: T?
+            while let next = await group.next() {
+                if let next {
+                    value = next
+                    finish()  // wakes the waiter, so the group can end
                 } else {
-                    state.running = RunningTask(task: task)
+                    group.cancelAll()  // expired (or already finished: then this cancels nothing running)
                 }
             }
+            return value
         }
-        // Disarming takes the lock, so a cancellation in progress finishes before the task can end.
-        defer { state.withLock { $0.running = nil } }
-        return await operation()
     }
 
-    /// Marks the attempt expired for `reason` and cancels its task.
-    func expire(_ reason: String) {
-        state.withLock { state in
-            guard !state.finished, state.reason == nil else { return }
-            state.reason = reason
-            state.running?.task.cancel()
-            state.running = nil
+    private func waitForExpiryOrEnd() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.reason != nil || state.finished || state.waiterCancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.waiterCancelled = true
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
         }
+    }
+
+    /// Marks the attempt expired for `reason`; its task is cancelled.
+    func expire(_ reason: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.finished, state.reason == nil else { return nil }
+            state.reason = reason
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 
     /// Replaces the pending timer (a watchdog re-arms itself); cancels `timer` at once when the attempt is over.
@@ -110,11 +138,15 @@ final class AttemptExpiry: Sendable {
 
     /// The attempt is over: the timer is cancelled and a late expiry does nothing.
     func finish() {
-        let timer = state.withLock { state -> ScheduledAction? in
+        let (timer, waiter) = state.withLock { state -> (ScheduledAction?, CheckedContinuation<Void, Never>?) in
             state.finished = true
-            defer { state.timer = nil }
-            return state.timer
+            defer {
+                state.timer = nil
+                state.waiter = nil
+            }
+            return (state.timer, state.waiter)
         }
         timer?.cancel()
+        waiter?.resume()
     }
 }

@@ -86,6 +86,9 @@ final class HealthRegistry: Sendable {
     let latencyMaxAge: Duration
     /// Weight of a new sample in the decaying average.
     let latencySmoothing: Double
+    /// The ceiling of every latency figure, in milliseconds (an hour). A failure counts as a sample twice as slow
+    /// as the average; without a ceiling an outage of a few hundred requests doubles it past `Duration`'s range.
+    static let slowestLatencyMs: Double = 3_600_000
 
     init(count: Int, breaker: CircuitBreaker.Configuration, latencyMaxAge: Duration, latencySmoothing: Double = 0.3) {
         entries = Mutex(Array(repeating: Entry(breaker: CircuitBreaker(configuration: breaker)), count: count))
@@ -128,14 +131,14 @@ final class HealthRegistry: Sendable {
                 entries[index].successes += 1
             }
             if let latency, outcome != .neutral {
-                let sample = latency.milliseconds
+                let sample = min(max(0, latency.milliseconds), Self.slowestLatencyMs)
                 let stale = now - entries[index].lastSampleAt > latencyMaxAge
                 if let current = entries[index].latencyMs, !stale {
                     // A failure counts as a slow sample: never faster than what we knew.
-                    let value = outcome == .failure ? max(sample, current * 2) : sample
+                    let value = outcome == .failure ? min(max(sample, current * 2), Self.slowestLatencyMs) : sample
                     entries[index].latencyMs = current + latencySmoothing * (value - current)
                 } else {
-                    entries[index].latencyMs = outcome == .failure ? max(sample, 1) * 2 : sample
+                    entries[index].latencyMs = outcome == .failure ? min(max(sample, 1) * 2, Self.slowestLatencyMs) : sample
                 }
                 entries[index].lastSampleAt = now
                 if entries[index].recentLatencies.count < 64 {
@@ -173,8 +176,8 @@ final class HealthRegistry: Sendable {
             let entry = entries[index]
             guard !entry.recentLatencies.isEmpty, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
             let sorted = entry.recentLatencies.sorted()
-            let position = min(sorted.count - 1, Int((Double(sorted.count - 1) * percentile).rounded(.up)))
-            return .milliseconds(sorted[position])
+            let position = min(sorted.count - 1, max(0, Int(saturating: (Double(sorted.count - 1) * percentile).rounded(.up))))
+            return .clampedMilliseconds(sorted[position])
         }
     }
 
@@ -190,7 +193,7 @@ final class HealthRegistry: Sendable {
                     consecutiveFailures: entry.breaker.consecutiveFailures,
                     reopensIn: entry.breaker.opensAt.map { max(.zero, $0 - now) },
                     retryAfterRemaining: entry.notBefore > now ? entry.notBefore - now : nil,
-                    latency: entry.latencyMs.map { .milliseconds($0) },
+                    latency: entry.latencyMs.map { .clampedMilliseconds($0) },
                     attempts: entry.attempts,
                     successes: entry.successes,
                     failuresByClass: entry.failuresByClass,

@@ -108,9 +108,11 @@ public struct RetryPolicy: Hashable, Sendable {
 
     /// The delay before retry number `retry` (1 for the first retry).
     public func delay(forRetry retry: Int, using generator: inout some RandomNumberGenerator) -> Duration {
-        let ceilingMs = min(maxDelay.milliseconds, baseDelay.milliseconds * pow(multiplier, Double(max(0, retry - 1))))
+        // Total for any configuration: a NaN or infinite growth, or an absurd maximum, never traps.
+        let growth = baseDelay.milliseconds * pow(multiplier, Double(max(0, retry - 1)))
+        let ceilingMs = min(maxDelay.milliseconds, Bounds.longestDuration.milliseconds, growth.isNaN ? 0 : growth)
         guard ceilingMs > 0 else { return .zero }
         let ms = jitter ? Double.random(in: 0...ceilingMs, using: &generator) : ceilingMs
-        return .milliseconds(ms)
+        return .clampedMilliseconds(ms)
     }
 }

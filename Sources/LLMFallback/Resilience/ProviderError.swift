@@ -82,7 +82,8 @@ public struct ProviderError: Error, Sendable, Hashable, CustomStringConvertible 
     public var kind: Kind
     /// The HTTP status, when one arrived.
     public var status: Int?
-    /// How long the provider asked us to wait (`retry-after-ms`, `retry-after`, Gemini's `RetryInfo`).
+    /// How long the provider asked us to wait (`retry-after-ms`, `retry-after`, Gemini's `RetryInfo`), at most
+    /// ``longestRetryAfter``.
     public var retryAfter: Duration?
     /// Whether waiting can help at all. `false` for an exhausted quota or a request larger than the rate limit.
     public var isTransient: Bool
@@ -109,12 +110,16 @@ public struct ProviderError: Error, Sendable, Hashable, CustomStringConvertible 
         self.kind = kind
         self.status = status
         self.message = message
-        self.retryAfter = retryAfter
+        self.retryAfter = retryAfter.map { $0.clamped(to: Self.longestRetryAfter) }
         self.isTransient = isTransient ?? kind.isTransientByDefault
         self.code = code
         self.requestID = requestID
         self.provider = provider
     }
+
+    /// The longest `Retry-After` taken from a provider (24 hours); longer hints, including absurd ones such as
+    /// `retry-after: 1e30`, are clamped to it. How long a provider is actually skipped is the chain's decision.
+    public static let longestRetryAfter: Duration = .seconds(86_400)
 
     public var description: String {
         var text = provider.map { "\($0): " } ?? ""
@@ -193,9 +198,11 @@ public struct AllProvidersFailed: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// A duration for people (`250ms`, `1.5s`, `3600s`); total for any value.
 func formatDuration(_ duration: Duration) -> String {
     let ms = duration.milliseconds
-    if ms >= 1000 {
+    guard ms.magnitude < 1e15 else { return String(format: "%.3gs", ms / 1000) }
+    if ms.magnitude >= 1000 {
         let seconds = ms / 1000
         return seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
     }

@@ -22,7 +22,21 @@ public struct ServerSentEvent: Hashable, Sendable {
 /// Feed it bytes as they arrive, split anywhere (inside a line, a CRLF pair or a UTF-8 character); it returns the
 /// complete events. Line ends may be LF, CR or CRLF; comments (`:`) are skipped; multi-line `data:` is joined with
 /// LF; a leading byte-order mark is ignored.
+///
+/// The bytes come from outside, so the parser is bounded: a line, or an event's data, longer than
+/// ``maximumEventBytes`` (an upstream that streams without newlines) throws ``EventTooLarge`` instead of growing
+/// without end.
 public struct ServerSentEventParser: Sendable {
+    /// An event, or a line, longer than the parser accepts.
+    public struct EventTooLarge: Error, Sendable, Hashable, CustomStringConvertible {
+        /// The limit that was crossed, in bytes.
+        public var limit: Int
+
+        public var description: String { "a stream event longer than \(limit) bytes" }
+    }
+
+    /// The longest line and the longest event data accepted, in bytes.
+    public let maximumEventBytes: Int
     private var line: [UInt8] = []
     private var data: [UInt8] = []
     private var hasData = false
@@ -32,19 +46,27 @@ public struct ServerSentEventParser: Sendable {
     private var atStart = true
 
     /// Creates a parser.
-    public init() {
+    ///
+    /// - Parameter maximumEventBytes: The longest line and the longest event data accepted (16 MiB by default).
+    public init(maximumEventBytes: Int = 16 << 20) {
+        self.maximumEventBytes = max(1, maximumEventBytes)
         line.reserveCapacity(256)
     }
 
     /// Parses more bytes and appends the events they complete to `events`.
-    public mutating func feed(_ buffer: ByteBuffer, into events: inout [ServerSentEvent]) {
-        buffer.withUnsafeReadableBytes { bytes in
-            feed(bytes, into: &events)
+    ///
+    /// - Throws: ``EventTooLarge`` when a line or an event crosses ``maximumEventBytes``; the parser is then
+    ///   unusable (the stream is broken).
+    public mutating func feed(_ buffer: ByteBuffer, into events: inout [ServerSentEvent]) throws(EventTooLarge) {
+        try buffer.withUnsafeReadableBytes { (bytes) throws(EventTooLarge) in
+            try feed(bytes, into: &events)
         }
     }
 
     /// Parses more bytes and appends the events they complete to `events`.
-    public mutating func feed(_ bytes: some Collection<UInt8>, into events: inout [ServerSentEvent]) {
+    ///
+    /// - Throws: ``EventTooLarge`` when a line or an event crosses ``maximumEventBytes``.
+    public mutating func feed(_ bytes: some Collection<UInt8>, into events: inout [ServerSentEvent]) throws(EventTooLarge) {
         var bytes = bytes[...]
         if atStart {
             if bytes.isEmpty { return }
@@ -59,27 +81,35 @@ public struct ServerSentEventParser: Sendable {
             }
             switch byte {
             case 0x0A:
-                processLine(into: &events)
+                try processLine(into: &events)
             case 0x0D:
-                processLine(into: &events)
+                try processLine(into: &events)
                 skipNextLF = true
             default:
+                if line.count >= maximumEventBytes { throw EventTooLarge(limit: maximumEventBytes) }
                 line.append(byte)
             }
         }
     }
 
     /// Parses a complete chunk of text (convenience for tests and fixtures).
-    public mutating func feed(_ text: String) -> [ServerSentEvent] {
+    public mutating func feed(_ text: String) throws(EventTooLarge) -> [ServerSentEvent] {
         var events: [ServerSentEvent] = []
-        feed(Array(text.utf8), into: &events)
+        try feed(Array(text.utf8), into: &events)
         return events
+    }
+
+    /// Ends the stream: an unfinished last line and event (a stream whose final event lacks its trailing blank
+    /// line) are dispatched as if the blank line had come.
+    public mutating func finish(into events: inout [ServerSentEvent]) throws(EventTooLarge) {
+        if !line.isEmpty { try processLine(into: &events) }
+        dispatch(into: &events)
     }
 
     /// Whether bytes of an unfinished event are pending (the stream ended mid-event when this is `true` at the end).
     public var hasPendingEvent: Bool { !line.isEmpty || hasData }
 
-    private mutating func processLine(into events: inout [ServerSentEvent]) {
+    private mutating func processLine(into events: inout [ServerSentEvent]) throws(EventTooLarge) {
         defer { line.removeAll(keepingCapacity: true) }
         if line.isEmpty {
             dispatch(into: &events)
@@ -91,6 +121,7 @@ public struct ServerSentEventParser: Sendable {
         var value = colon.map { line[($0 + 1)...] } ?? []
         if value.first == UInt8(ascii: " ") { value = value.dropFirst() }
         if field.elementsEqual("data".utf8) {
+            if data.count + value.count + 1 > maximumEventBytes { throw EventTooLarge(limit: maximumEventBytes) }
             if hasData { data.append(0x0A) }
             data.append(contentsOf: value)
             hasData = true
