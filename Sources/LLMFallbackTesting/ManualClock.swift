@@ -7,7 +7,7 @@ import Synchronization
 /// let clock = ManualClock()
 /// let chain = FallbackChain([...], configuration: config, clock: clock)
 /// async let answer = chain.chat("Hi")
-/// await clock.waitForSleepers(1)      // the chain is waiting on a deadline or a backoff
+/// try await clock.waitForSleepers(1)  // the chain is waiting on a deadline or a backoff
 /// clock.advance(by: .seconds(30))     // ... which now expires
 /// ```
 public final class ManualClock: Clock, Sendable {
@@ -35,7 +35,9 @@ public final class ManualClock: Clock, Sendable {
         var nextID = 0
         var sleepers: [Int: Sleeper] = [:]
         var cancelledBeforeRegistering: Set<Int> = []
-        var sleeperWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var nextWaiterID = 0
+        var sleeperWaiters: [(id: Int, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var waitersCancelledBeforeRegistering: Set<Int> = []
     }
 
     private let state = Mutex(State())
@@ -104,15 +106,75 @@ public final class ManualClock: Clock, Sendable {
         advance(by: now.duration(to: next))
     }
 
+    /// A wait for sleepers that did not see them in time: the code under test never went to sleep on the clock.
+    public struct SleepersTimeout: Error, Sendable, CustomStringConvertible {
+        /// The number of sleepers waited for.
+        public var expected: Int
+        /// The number sleeping when the wait gave up.
+        public var sleeping: Int
+        /// How long the wait lasted (on the real clock).
+        public var timeout: Duration
+
+        public var description: String {
+            "waited \(timeout) for \(expected) sleepers on the ManualClock, but only \(sleeping) went to sleep"
+        }
+    }
+
     /// Suspends until at least `count` tasks are sleeping on this clock (no polling).
-    public func waitForSleepers(_ count: Int = 1) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { state -> Bool in
-                if state.sleepers.count >= count { return true }
-                state.sleeperWaiters.append((count, continuation))
+    ///
+    /// The wait is bounded, so a test whose code never sleeps fails instead of hanging the run: after `timeout`
+    /// of real time it throws ``SleepersTimeout``; cancelling the waiting task (a test's time limit) ends it with
+    /// `CancellationError`.
+    ///
+    /// - Parameters:
+    ///   - count: How many sleepers to wait for.
+    ///   - timeout: The longest real time to wait.
+    /// - Throws: ``SleepersTimeout`` or `CancellationError`.
+    public func waitForSleepers(_ count: Int = 1, timeout: Duration = .seconds(30)) async throws {
+        if sleeperCount >= count { return }
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.untilSleepers(count)
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
                 return false
             }
-            if ready { continuation.resume() }
+            let arrived = try await group.next() ?? false
+            group.cancelAll()
+            try Task.checkCancellation()
+            if !arrived {
+                throw SleepersTimeout(expected: count, sleeping: sleeperCount, timeout: timeout)
+            }
+        }
+    }
+
+    /// Waits for `count` sleepers, or until the task is cancelled.
+    private func untilSleepers(_ count: Int) async {
+        let id = state.withLock { state -> Int in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if state.waitersCancelledBeforeRegistering.remove(id) != nil { return true }
+                    if state.sleepers.count >= count { return true }
+                    state.sleeperWaiters.append((id, count, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if let index = state.sleeperWaiters.firstIndex(where: { $0.id == id }) {
+                    return state.sleeperWaiters.remove(at: index).continuation
+                }
+                state.waitersCancelledBeforeRegistering.insert(id)
+                return nil
+            }
+            waiter?.resume()
         }
     }
 

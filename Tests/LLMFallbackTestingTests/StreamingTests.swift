@@ -23,6 +23,19 @@ struct StreamingTests {
         }
     }
 
+    /// A write that completes at once used to call the next step from inside the previous one: a scripted
+    /// stream of many thousands of chunks overflowed the event loop's stack and killed the test process.
+    @Test func aStreamOfTwentyThousandChunksDoesNotRecurse() async throws {
+        try await withServer { server, client in
+            let words = (1...20_000).map { "w\($0)" }.joined(separator: " ")
+            server.script("m1", .text(words))
+            let response = try await client.send(.openAI, to: server, model: "m1", stream: true)
+            #expect(response.status == 200)
+            #expect(response.events.last?.data == "[DONE]")
+            #expect(try Endpoint.openAI.streamedText(response.events) == words)
+        }
+    }
+
     @Test func openAIStreamShape() async throws {
         try await withServer { server, client in
             server.script("gpt-4o", .text("one two"))

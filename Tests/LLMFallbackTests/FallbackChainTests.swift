@@ -8,30 +8,93 @@ import Testing
 
 /// Collects values from `@Sendable` callbacks.
 final class Recorder<Value: Sendable>: Sendable {
-    private let values = Mutex<[Value]>([])
-    private let waiters = Mutex<[(Int, CheckedContinuation<Void, Never>)]>([])
+    private struct State {
+        var values: [Value] = []
+        var nextID = 0
+        var waiters: [(id: Int, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var cancelledBeforeRegistering: Set<Int> = []
+    }
+    private let state = Mutex(State())
+
     func append(_ value: Value) {
-        let ready = values.withLock { values -> [CheckedContinuation<Void, Never>] in
-            values.append(value)
-            let count = values.count
-            return waiters.withLock { waiters in
-                let ready = waiters.filter { $0.0 <= count }.map(\.1)
-                waiters.removeAll { $0.0 <= count }
-                return ready
-            }
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.values.append(value)
+            let count = state.values.count
+            let ready = state.waiters.filter { $0.count <= count }.map(\.continuation)
+            state.waiters.removeAll { $0.count <= count }
+            return ready
         }
         for continuation in ready { continuation.resume() }
     }
-    var all: [Value] { values.withLock { $0 } }
-    func wait(for count: Int) async {
-        await withCheckedContinuation { continuation in
-            let ready = values.withLock { values in
-                if values.count >= count { return true }
-                waiters.withLock { $0.append((count, continuation)) }
-                return false
-            }
-            if ready { continuation.resume() }
+
+    var all: [Value] { state.withLock { $0.values } }
+
+    /// Waits until `count` values arrived: at most `timeout` of real time (then the test fails with
+    /// ``TestWaitTimedOut`` instead of hanging), and it ends when the task is cancelled.
+    func wait(for count: Int, timeout: Duration = .seconds(30)) async throws {
+        try await withDeadline(timeout, "\(count) recorded values (have \(self.all.count))") {
+            await self.untilCount(count)
         }
+    }
+
+    private func untilCount(_ count: Int) async {
+        let id = state.withLock { state -> Int in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if state.cancelledBeforeRegistering.remove(id) != nil || state.values.count >= count { return true }
+                    state.waiters.append((id, count, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if let index = state.waiters.firstIndex(where: { $0.id == id }) { return state.waiters.remove(at: index).continuation }
+                state.cancelledBeforeRegistering.insert(id)
+                return nil
+            }
+            waiter?.resume()
+        }
+    }
+}
+
+/// A test's wait that did not end in time.
+struct TestWaitTimedOut: Error, CustomStringConvertible {
+    var what: String
+    var timeout: Duration
+    var description: String { "waited \(timeout) for \(what)" }
+}
+
+/// Runs `operation` (which must end when cancelled), failing with ``TestWaitTimedOut`` after `timeout` of real
+/// time: no wait in the tests can hang the run.
+func withDeadline(_ timeout: Duration, _ what: @autoclosure @escaping @Sendable () -> String, _ operation: @escaping @Sendable () async -> Void) async throws {
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            await operation()
+            return true
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return false
+        }
+        let finished = try await group.next() ?? false
+        group.cancelAll()
+        try Task.checkCancellation()
+        if !finished { throw TestWaitTimedOut(what: what(), timeout: timeout) }
+    }
+}
+
+/// Polls `condition` (yielding between checks) until it holds, for at most `timeout` of real time.
+func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now >= deadline { throw TestWaitTimedOut(what: what, timeout: timeout) }
+        try Task.checkCancellation()
+        await Task.yield()
     }
 }
 
@@ -105,7 +168,7 @@ func config(
             #expect(response.attempts == 2)
             #expect(response.trace.map(\.outcome) == [.failure(.serverError), .success])
             #expect(response.trace.first?.status == 500)
-            await failovers.wait(for: 1)
+            try await failovers.wait(for: 1)
             #expect(failovers.all == ["primary -> backup: server error"])
         }
     }
@@ -143,7 +206,7 @@ func config(
             async let response = chain.chat("hi")
             await server.waitForRequests(1, model: "primary")
             // The attempt's deadline timer plus the backoff sleep.
-            while clock.nextDeadline != clock.now.advanced(by: .seconds(1)) { await Task.yield() }
+            try await eventually("the backoff sleep") { clock.nextDeadline == clock.now.advanced(by: .seconds(1)) }
             #expect(server.requests(for: "primary").count == 1)
             clock.advance(by: .seconds(1))
             let value1 = try await response.content
@@ -181,7 +244,7 @@ func config(
             let chain = FallbackChain([server.openAI("primary", maxRetries: 1), server.openAI("backup")], configuration: config(), clock: clock)
             async let response = chain.chat("hi")
             await server.waitForRequests(1, model: "primary")
-            while clock.nextDeadline != clock.now.advanced(by: .seconds(2)) { await Task.yield() }
+            try await eventually("the Retry-After sleep") { clock.nextDeadline == clock.now.advanced(by: .seconds(2)) }
             clock.advance(by: .seconds(2))
             let answer = try await response
             #expect(answer.content == "after the wait")
@@ -277,7 +340,7 @@ func config(
             )
             async let response = chain.chat("hi")
             await server.waitForRequests(1, model: "primary")
-            await clock.waitForSleepers(1)
+            try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(100))
             let answer = try await response
             #expect(answer.providerName == "backup")
@@ -299,7 +362,7 @@ func config(
             )
             let response = Task { try await chain.chat("hi") }
             await server.waitForRequests(1, model: "primary")
-            await clock.waitForSleepers(1)
+            try await clock.waitForSleepers(1)
             #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(100)))  // the attempt got only the time left
             clock.advance(by: .seconds(100))
             await #expect {
@@ -356,7 +419,7 @@ func config(
             #expect(server.requests(for: "primary").count == 3)
 
             // The probe times out: the breaker re-opens with a fresh timeout.
-            await clock.waitForSleepers(1)
+            try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(300))
             let value3 = try await probe.value.providerName
             #expect(value3 == "backup")
@@ -536,7 +599,7 @@ func config(
             let chain = FallbackChain([server.openAI("slow")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
             await server.waitForRequests(1, model: "slow")
-            await clock.waitForSleepers(1)
+            try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(3))
             await #expect {
                 try await task.value
@@ -604,7 +667,7 @@ func config(
             let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.chat("hi") }
             await server.waitForRequests(1, model: "slow")
-            await clock.waitForSleepers(2)  // the slow attempt's deadline and the hedge timer
+            try await clock.waitForSleepers(2)  // the slow attempt's deadline and the hedge timer
             clock.advance(by: .seconds(1))
             let response = try await task.value
             #expect(response.providerName == "backup")
@@ -638,12 +701,12 @@ func config(
             let first = Task { try await chain.chat("one") }
             let second = Task { try await chain.chat("two") }
             await server.waitForRequests(2, model: "slow")
-            await clock.waitForSleepers(4)
+            try await clock.waitForSleepers(4)
             clock.advance(by: .seconds(1))
             await server.waitForRequests(1, model: "backup")
             #expect(chain.hedges.inFlight == 1)
             // The second request's hedge timer fired too, but found the cap reached: still one backup request.
-            await clock.waitForSleepers(3)  // two slow deadlines + the hedge's own attempt deadline
+            try await clock.waitForSleepers(3)  // two slow deadlines + the hedge's own attempt deadline
             #expect(server.requests(for: "backup").count == 1)
             first.cancel()
             second.cancel()
@@ -750,7 +813,7 @@ final class VirtualLatencyTransport: HTTPTransport {
             let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
             await server.waitForRequests(1, model: "slow")
-            await clock.waitForSleepers(2)  // the slow stream's first-token watchdog and the hedge timer
+            try await clock.waitForSleepers(2)  // the slow stream's first-token watchdog and the hedge timer
             clock.advance(by: .seconds(1))
             let response = try await task.value
             #expect(response.content == "hedged stream answer")

@@ -286,7 +286,7 @@ import Testing
                 let response = try await transport.send(openAIRequest(server, model: "long", stream: true), timeout: .seconds(10))
                 for try await part in response.body { firstPart.append(part.readableBytes) }
             }
-            await firstPart.wait(for: 1)
+            try await firstPart.wait(for: 1)
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
             await server.waitForAbandonedRequests(1)

@@ -89,7 +89,7 @@ struct CapturingLogHandler: LogHandler {
             #expect(attemptSpans.allSatisfy { $0.parentSpanID == request.spanID })
             #expect(attemptSpans.compactMap(\.status).map(\.code) == [.error])
 
-            await events.wait(for: 5)
+            try await events.wait(for: 5)
             #expect(events.all.prefix(5) == ["start obs-primary", "end obs-primary failure(server error)", "breaker obs-primary open", "start obs-backup", "end obs-backup success"])
         }
     }
@@ -108,10 +108,10 @@ struct CapturingLogHandler: LogHandler {
                 }
             )
             for _ in 0..<5 { _ = try await chain.chat("hi") }
-            await calls.wait(for: 1)
+            try await calls.wait(for: 1)
             #expect(calls.all.count == 1)  // still stuck in the first callback, yet all five requests completed
             for _ in 0..<5 { semaphore.signal() }
-            await calls.wait(for: 5)
+            try await calls.wait(for: 5)
         }
     }
 }

@@ -38,7 +38,7 @@ import Testing
             let chain = FallbackChain([Format.openAI.provider(server, model: "slow"), Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
             await server.waitForRequests(1, model: "slow")
-            await clock.waitForSleepers(1)  // the stream's watchdog
+            try await clock.waitForSleepers(1)  // the stream's watchdog
             clock.advance(by: .seconds(2))
             let response = try await task.value
             #expect(response.content == "fast answer")
@@ -60,7 +60,7 @@ import Testing
             let chain = FallbackChain([slow, Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
             await server.waitForRequests(1, model: "slow")
-            await clock.waitForSleepers(1)
+            try await clock.waitForSleepers(1)
             #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(2)))
             clock.advance(by: .seconds(2))
             let response = try await task.value
@@ -79,8 +79,8 @@ import Testing
             let task = Task {
                 for try await chunk in chain.stream("hi") where chunk.hasContent { received.append(chunk.content) }
             }
-            await received.wait(for: 2)
-            await clock.waitForSleepers(1)
+            try await received.wait(for: 2)
+            try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(5))
             await #expect {
                 try await task.value

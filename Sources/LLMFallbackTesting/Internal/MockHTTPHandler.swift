@@ -38,6 +38,11 @@ final class MockHTTPHandler: ChannelInboundHandler {
     private let connection: Int
     private var phase = Phase.idle
     private var responseSerial = 0
+    /// Whether ``drive(context:)`` is on the stack: a write that completes at once (a writable socket) asks for
+    /// the next step from inside the previous one, and a scripted stream of thousands of chunks then recursed
+    /// until the event loop's stack overflowed. The loop in `drive` takes those steps instead.
+    private var isDriving = false
+    private var stepRequested = false
     /// Set when this side closes the connection, so that the close is not taken for the client's.
     private var isClosingByServer = false
 
@@ -112,10 +117,24 @@ final class MockHTTPHandler: ChannelInboundHandler {
                 steps: planner.steps(for: behaviour)[...]
             )
         )
-        self.performNextStep(context: context)
+        self.drive(context: context)
     }
 
-    /// Performs the next step of the current response; steps that complete later call back into this method.
+    /// Takes steps until one waits (for a write, a pause or the next request), iteratively.
+    private func drive(context: ChannelHandlerContext) {
+        if self.isDriving {
+            self.stepRequested = true
+            return
+        }
+        self.isDriving = true
+        defer { self.isDriving = false }
+        repeat {
+            self.stepRequested = false
+            self.performNextStep(context: context)
+        } while self.stepRequested
+    }
+
+    /// Performs the next step of the current response; steps that complete later call back into ``drive(context:)``.
     private func performNextStep(context: ChannelHandlerContext) {
         guard case .responding(var response) = self.phase, let step = response.steps.popFirst() else { return }
         self.phase = .responding(response)
@@ -183,6 +202,6 @@ final class MockHTTPHandler: ChannelInboundHandler {
         guard case .responding(var response) = self.phase, response.serial == serial else { return }
         response.pendingPause = nil
         self.phase = .responding(response)
-        self.performNextStep(context: context)
+        self.drive(context: context)
     }
 }
