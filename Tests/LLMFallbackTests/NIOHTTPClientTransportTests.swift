@@ -180,8 +180,8 @@ import Testing
         } throws: { error in
             (error as? ProviderError)?.kind == .connection
         }
-        // At once, not at a timeout (generous: the whole suite loads the machine).
-        #expect(ContinuousClock.now - start < .seconds(20))
+        // At once, not at the 60 s connect timeout (generous: the whole suite loads the machine).
+        #expect(ContinuousClock.now - start < .seconds(45))
         #expect(transport.openConnections == 0)
 
         try await withServer { server in
@@ -257,7 +257,8 @@ import Testing
             } throws: { error in
                 (error as? ProviderError)?.kind == .timeout
             }
-            #expect(ContinuousClock.now - start < .seconds(15))
+            // Far less than forever (generous: the whole suite loads the machine).
+            #expect(ContinuousClock.now - start < .seconds(45))
             let arrived = server.requests(for: "hang").count
             #expect(arrived == 1)
             if arrived == 1 { await server.waitForAbandonedRequests(1) }
@@ -508,7 +509,7 @@ import Testing
 // MARK: - Helpers
 
 /// Polls `condition` until it holds, or fails after `limit`.
-func waitUntil(_ limit: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+func waitUntil(_ limit: Duration = .seconds(30), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while !condition() {
         if ContinuousClock.now > deadline {
