@@ -180,8 +180,8 @@ import Testing
         } throws: { error in
             (error as? ProviderError)?.kind == .connection
         }
-        // At once, not at a timeout (generous: the whole suite loads the machine).
-        #expect(ContinuousClock.now - start < .seconds(20))
+        // At once, not at the 60 s connect timeout (generous: the whole suite loads the machine).
+        #expect(ContinuousClock.now - start < .seconds(45))
         #expect(transport.openConnections == 0)
 
         try await withServer { server in
@@ -257,7 +257,8 @@ import Testing
             } throws: { error in
                 (error as? ProviderError)?.kind == .timeout
             }
-            #expect(ContinuousClock.now - start < .seconds(15))
+            // Far less than forever (generous: the whole suite loads the machine).
+            #expect(ContinuousClock.now - start < .seconds(45))
             let arrived = server.requests(for: "hang").count
             #expect(arrived == 1)
             if arrived == 1 { await server.waitForAbandonedRequests(1) }
@@ -296,56 +297,53 @@ import Testing
 
     // MARK: Connection handling (scripted raw server)
 
-    @Test func aServerClosingIdleConnectionsDoesNotFailTheNextRequest() async throws {
+    @Test func aServerClosingAConnectionAsItIsReusedFailsTheRequestWithoutResendingIt() async throws {
         // The server answers the first request on a connection and closes the connection when a second one
-        // arrives (an idle close racing the reuse): the request is retried once, on a new connection.
+        // arrives (an idle close racing the reuse, or a server that crashed on the request): the request was
+        // written, so it fails with a connection error and is not sent again (finding 5; the chain's policy decides
+        // whether to retry). Before the fix it was re-sent on a new connection: the server saw it twice.
         let server = try await ScriptedHTTPServer.start { index, _ in
             index == 0 ? .respond(ScriptedHTTPServer.ok("fine")) : .close
         }
         defer { Task { try? await server.shutdown() } }
         let transport = NIOHTTPClientTransport()
-        for _ in 0..<10 {
-            let response = try await transport.send(HTTPRequestParts(url: server.url("/x")), timeout: .seconds(10))
-            #expect(response.status == 200)
-            #expect(String(buffer: try await response.body.collect(upTo: 1024)) == "fine")
+        let first = try await transport.send(HTTPRequestParts(url: server.url("/x")), timeout: .seconds(10))
+        #expect(String(buffer: try await first.body.collect(upTo: 1024)) == "fine")
+        await #expect {
+            _ = try await transport.send(
+                HTTPRequestParts(method: .POST, url: server.url("/charge"), body: ByteBuffer(string: #"{"amount":1}"#)),
+                timeout: .seconds(10)
+            )
+        } throws: { error in
+            (error as? ProviderError)?.kind == .connection
         }
-        #expect(server.connectionsAccepted >= 6)
+        #expect(server.requestsReceived == 2)
+        #expect(server.connectionsAccepted == 1)
 
-        // And a server that closes right after answering, without saying so.
+        // A fresh connection that fails is not retried either.
+        let closing = try await ScriptedHTTPServer.start { _, _ in .close }
+        defer { Task { try? await closing.shutdown() } }
+        await #expect {
+            _ = try await transport.send(HTTPRequestParts(url: closing.url("/x")), timeout: .seconds(10))
+        } throws: { error in
+            (error as? ProviderError)?.kind == .connection
+        }
+        #expect(closing.requestsReceived == 1)
+    }
+
+    @Test func aConnectionTheServerClosedAfterAnsweringIsNotReused() async throws {
+        // A server that closes right after answering, without saying so: once the close is seen, the connection
+        // is out of the pool and the next request opens a new one.
         let closing = try await ScriptedHTTPServer.start { _, _ in .respond(ScriptedHTTPServer.ok("bye"), thenClose: true) }
         defer { Task { try? await closing.shutdown() } }
+        let transport = NIOHTTPClientTransport()
         for _ in 0..<10 {
             let response = try await transport.send(HTTPRequestParts(url: closing.url("/x")), timeout: .seconds(10))
             #expect(String(buffer: try await response.body.collect(upTo: 1024)) == "bye")
-            try await Task.sleep(for: .milliseconds(5))
+            try await waitUntil(.seconds(10)) { transport.openConnections == 0 }
         }
         #expect(closing.connectionsAccepted == 10)
-    }
-
-    @Test func aRequestIsRetriedOnlyOnceAndOnlyOnAReusedConnection() async throws {
-        let server = try await ScriptedHTTPServer.start { _, _ in .close }
-        defer { Task { try? await server.shutdown() } }
-        let transport = NIOHTTPClientTransport()
-        await #expect {
-            _ = try await transport.send(HTTPRequestParts(url: server.url("/x")), timeout: .seconds(10))
-        } throws: { error in
-            (error as? ProviderError)?.kind == .connection
-        }
-        // A fresh connection that fails is not retried.
-        #expect(server.requestsReceived == 1)
-
-        // On a reused connection, one retry, then the failure.
-        let flaky = try await ScriptedHTTPServer.start { index, _ in index == 0 ? .respond(ScriptedHTTPServer.ok("once")) : .close }
-        defer { Task { try? await flaky.shutdown() } }
-        flaky.onlyFirstConnectionAnswers = true
-        _ = try await transport.send(HTTPRequestParts(url: flaky.url("/x")), timeout: .seconds(10)).body.collect(upTo: 100)
-        await #expect {
-            _ = try await transport.send(HTTPRequestParts(url: flaky.url("/x")), timeout: .seconds(10))
-        } throws: { error in
-            (error as? ProviderError)?.kind == .connection
-        }
-        #expect(flaky.requestsReceived == 3)
-        #expect(flaky.connectionsAccepted == 2)
+        #expect(closing.requestsReceived == 10)
     }
 
     @Test func connectionCloseResponsesAndChunkedBodies() async throws {
@@ -511,7 +509,7 @@ import Testing
 // MARK: - Helpers
 
 /// Polls `condition` until it holds, or fails after `limit`.
-func waitUntil(_ limit: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+func waitUntil(_ limit: Duration = .seconds(30), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while !condition() {
         if ContinuousClock.now > deadline {
@@ -590,6 +588,8 @@ final class ScriptedHTTPServer: Sendable {
         case respondInParts([String], delay: Duration)
         /// Closes the connection without answering.
         case close
+        /// Never answers.
+        case hang
     }
 
     /// Chooses the reply to the `index`th request (from 0) on a connection.
@@ -684,6 +684,8 @@ final class ScriptedHTTPServer: Sendable {
                     }
                 case .close:
                     context.close(promise: nil)
+                case .hang:
+                    break
                 }
             }
         }

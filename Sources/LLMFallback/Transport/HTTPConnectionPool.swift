@@ -6,7 +6,8 @@ import Synchronization
 
 /// The connections of one ``NIOHTTPClientTransport``, per scheme, host and port: idle ones (reused last in, first
 /// out, preferring the caller's event loop), a count of open ones against the limit, and the requests waiting
-/// for one when the limit is reached.
+/// for one when the limit is reached: at most ``NIOHTTPClientTransport/Configuration/maximumWaitersPerHost`` of
+/// them, each for at most ``NIOHTTPClientTransport/Configuration/connectionWaitTimeout``.
 final class HTTPConnectionPool: Sendable {
     struct Host {
         var idle: [HTTP1Connection] = []
@@ -32,6 +33,7 @@ final class HTTPConnectionPool: Sendable {
         case use(HTTP1Connection)
         case create
         case wait
+        case reject(waiting: Int)
     }
 
     /// Finds `request` a connection: an idle one (unless `fresh`), a new one, or a place in the queue.
@@ -40,8 +42,9 @@ final class HTTPConnectionPool: Sendable {
         // Sticky: the caller's own loop when it runs on one.
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         let limit = configuration.maximumConnectionsPerHost
+        let waiterLimit = configuration.maximumWaitersPerHost
         let decision = hosts.withLock { hosts -> Decision in
-            Self.decide(&hosts[key, default: Host()], loop: loop, fresh: fresh, limit: limit, request: request)
+            Self.decide(&hosts[key, default: Host()], loop: loop, fresh: fresh, limit: limit, waiterLimit: waiterLimit, request: request)
         }
         switch decision {
         case .use(let connection):
@@ -54,10 +57,27 @@ final class HTTPConnectionPool: Sendable {
             connect(key, on: loop, for: request)
         case .wait:
             request.armTimer(on: loop)
+            request.armWaitTimer(on: loop, at: .now() + .nanoseconds(configuration.connectionWaitTimeout.clampedNanoseconds))
+        case .reject(let waiting):
+            request.fail(
+                ProviderError.transport(
+                    .connection,
+                    key,
+                    "too many requests waiting for a connection (\(waiting) waiting, \(limit) connections open)"
+                ),
+                retryable: false
+            )
         }
     }
 
-    private static func decide(_ host: inout Host, loop: any EventLoop, fresh: Bool, limit: Int, request: RequestExecution) -> Decision {
+    private static func decide(
+        _ host: inout Host,
+        loop: any EventLoop,
+        fresh: Bool,
+        limit: Int,
+        waiterLimit: Int,
+        request: RequestExecution
+    ) -> Decision {
         if !fresh {
             // A connection the server closed is never reused (its close may not have reached the pool yet).
             while let last = host.idle.last, last.channel?.isActive != true {
@@ -79,22 +99,28 @@ final class HTTPConnectionPool: Sendable {
             host.open += 1
             return .create
         }
+        guard host.waiters.count < waiterLimit else { return .reject(waiting: host.waiters.count) }
         host.waiters.append(request)
         return .wait
     }
 
-    /// Takes a waiting request out of the queue (it was cancelled or timed out).
-    func removeWaiter(_ request: RequestExecution) {
+    /// Takes a waiting request out of the queue (it was cancelled or timed out); `false` when it is not queued.
+    func removeWaiter(_ request: RequestExecution) -> Bool {
         hosts.withLock { hosts in
-            guard let index = hosts[request.key]?.waiters.firstIndex(where: { $0 === request }) else { return }
+            guard let index = hosts[request.key]?.waiters.firstIndex(where: { $0 === request }) else { return false }
             hosts[request.key]!.waiters.remove(at: index)
+            return true
         }
     }
+
+    /// The number of requests waiting for a connection, for tests and diagnostics.
+    var waitingRequests: Int { hosts.withLock { $0.values.reduce(0) { $0 + $1.waiters.count } } }
 
     // MARK: Returning and closing
 
     /// Puts a connection whose response is complete back into the pool, or hands it to a waiting request.
-    /// Called on the connection's event loop.
+    /// Called on the connection's event loop, or from anywhere for a leased connection that was not used (its
+    /// idle timer runs on regardless: ``HTTP1ConnectionStateMachine``).
     func release(_ connection: HTTP1Connection) {
         while true {
             let waiter = hosts.withLock { hosts -> RequestExecution? in
@@ -160,7 +186,11 @@ final class HTTPConnectionPool: Sendable {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
                     try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
+                        leftOverBytesStrategy: .dropBytes,
+                        informationalResponseStrategy: .drop,
+                        limitConfiguration: Self.responseLimits
+                    )))
                     try sync.addHandler(HTTP1Connection(pool: pool, key: key, eventLoop: channel.eventLoop))
                 }
             }
@@ -176,7 +206,6 @@ final class HTTPConnectionPool: Sendable {
                 connection.adopt()
                 if !request.attach(to: connection) {
                     // The request ended while connecting: keep the connection for the next one.
-                    connection.markIdle()
                     pool.release(connection)
                 }
             case .failure(let error):
@@ -189,6 +218,15 @@ final class HTTPConnectionPool: Sendable {
             }
         }
     }
+
+    /// The bounds on a response head: 80 KiB of header fields (NIO's default), at most 1,000 of them.
+    static let responseLimits: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 80 * 1024
+        limits.maxHeaderListSize = 80 * 1024
+        limits.maxHeaderFieldCount = 1_000
+        return limits
+    }()
 
     private func sslContext() throws -> NIOSSLContext {
         try tlsContext.withLock { context in

@@ -12,9 +12,31 @@ import NIOSSL
 /// verification against the system's trust roots unless ``Configuration/tlsConfiguration`` says otherwise.
 ///
 /// A request prefers a connection on the event loop the caller runs on, so a gateway request served on one loop
-/// talks to its upstream on the same loop. A connection the server closed is never reused; a request sent on a
-/// reused connection that the server closed before answering (an idle connection closed at the same moment) is
-/// retried once on a new connection.
+/// talks to its upstream on the same loop. A connection the server closed is never reused.
+///
+/// Its safety rules are those of AsyncHTTPClient, and live in one value-type state machine
+/// (`HTTP1ConnectionStateMachine`, unit-tested without sockets):
+///
+/// - **A request is never sent twice.** Once any byte of it is written, a close or an error fails it with a
+///   ``ProviderError/Kind/connection`` error (the server may have acted on it: billed it, run its tools); only a
+///   request refused before anything was written (a pooled connection that closed on its way to the request) goes
+///   to another connection. Retrying is the chain's decision, by its policy.
+/// - **Headers are validated** before anything is written: names must be tokens, values must not hold CR, LF, NUL
+///   or another control character but tab (``ProviderError/Kind/misconfigured``, naming the header, never quoting
+///   its value).
+/// - **A connection is reused only after a complete, framed, keep-alive response**, never with its reads paused,
+///   and never after a body that ended because the connection closed.
+/// - **Responses are bounded**: a response head holds at most 80 KiB of header fields and at most
+///   1,000 fields; a malformed status line, header or length (an absurd `Content-Length` included) is a
+///   ``ProviderError/Kind/invalidResponse`` error, and a body cut short a ``ProviderError/Kind/connection`` error.
+///   Body sizes are bounded by whoever reads the body (``ResponseBody/collect(upTo:)``, the chain's limits).
+/// - **The wait for a connection is bounded**: past ``Configuration/maximumConnectionsPerHost`` a request waits
+///   in a queue of at most ``Configuration/maximumWaitersPerHost`` (beyond it: a ``ProviderError/Kind/connection``
+///   error at once), for at most ``Configuration/connectionWaitTimeout`` (then a ``ProviderError/Kind/timeout``
+///   error); the chain fails over on both.
+///
+/// Error messages name the upstream's host and port (`connection closed before the response (10.0.0.7:8000)`),
+/// never its path, query or headers; the gateway keeps them out of its answers unless told otherwise.
 ///
 /// ```swift
 /// let transport = NIOHTTPClientTransport()
@@ -35,6 +57,14 @@ public struct NIOHTTPClientTransport: HTTPTransport {
         public var connectTimeout: Duration
         /// How many body bytes may wait for a slow reader before the transport stops reading from the socket.
         public var maximumBufferedBodyBytes: Int
+        /// The most requests that wait for a connection to one scheme, host and port once
+        /// ``maximumConnectionsPerHost`` are open; a request beyond them fails at once with a
+        /// ``ProviderError/Kind/connection`` error, and the chain fails over. Each waiting request holds its body.
+        public var maximumWaitersPerHost: Int
+        /// The longest a request waits in that queue for a connection, after which it fails with a
+        /// ``ProviderError/Kind/timeout`` error and the chain fails over (the request's own timeout may end it
+        /// sooner).
+        public var connectionWaitTimeout: Duration
         /// TLS settings for `https` URLs: certificate and hostname verification against the system's trust
         /// roots by default.
         public var tlsConfiguration: TLSConfiguration
@@ -47,18 +77,25 @@ public struct NIOHTTPClientTransport: HTTPTransport {
         ///   - connectTimeout: The longest time to establish a connection (10 seconds by default).
         ///   - maximumBufferedBodyBytes: The body bytes buffered for a slow reader before reading pauses (1 MiB
         ///     by default).
+        ///   - maximumWaitersPerHost: The most requests waiting for a connection to one scheme, host and port
+        ///     (512 by default; 0: none wait, a request finding every connection busy fails at once).
+        ///   - connectionWaitTimeout: The longest wait for a connection (5 seconds by default).
         ///   - tlsConfiguration: TLS settings for `https` URLs (full verification by default).
         public init(
             maximumConnectionsPerHost: Int = 2048,
             idleTimeout: Duration = .seconds(60),
             connectTimeout: Duration = .seconds(10),
             maximumBufferedBodyBytes: Int = 1 << 20,
+            maximumWaitersPerHost: Int = 512,
+            connectionWaitTimeout: Duration = .seconds(5),
             tlsConfiguration: TLSConfiguration = .makeClientConfiguration()
         ) {
             self.maximumConnectionsPerHost = max(1, maximumConnectionsPerHost)
             self.idleTimeout = idleTimeout
             self.connectTimeout = connectTimeout
             self.maximumBufferedBodyBytes = max(1, maximumBufferedBodyBytes)
+            self.maximumWaitersPerHost = max(0, maximumWaitersPerHost)
+            self.connectionWaitTimeout = connectionWaitTimeout
             self.tlsConfiguration = tlsConfiguration
         }
     }
@@ -82,8 +119,10 @@ public struct NIOHTTPClientTransport: HTTPTransport {
     ///   - timeout: The longest time for connecting, sending and receiving the response head.
     /// - Returns: The status, the headers and the body, which may still be arriving.
     /// - Throws: ``ProviderError`` of kind ``ProviderError/Kind/connection`` when the connection fails or closes
-    ///   before the response is complete (also from the body), ``ProviderError/Kind/timeout`` when `timeout`
-    ///   passes, ``ProviderError/Kind/misconfigured`` for a URL that is not `http` or `https`, and
+    ///   before the response is complete (also from the body), or too many requests wait for a connection;
+    ///   ``ProviderError/Kind/timeout`` when `timeout` or ``Configuration/connectionWaitTimeout`` passes;
+    ///   ``ProviderError/Kind/invalidResponse`` for a malformed response; ``ProviderError/Kind/misconfigured``
+    ///   for a URL that is not `http` or `https` or a header that may not be sent (nothing is sent then); and
     ///   `CancellationError` when the task is cancelled (the connection is then closed).
     public func send(_ request: HTTPRequestParts, timeout: Duration) async throws -> TransportResponse {
         let target = try RequestTarget(parsing: request.url)
@@ -92,11 +131,15 @@ public struct NIOHTTPClientTransport: HTTPTransport {
             headers.add(name: "host", value: target.hostHeader)
         }
         headers.replaceOrAdd(name: "content-length", value: String(request.body?.readableBytes ?? 0))
+        headers.remove(name: "transfer-encoding")
+        let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: target.pathAndQuery, headers: headers)
+        let closeAfter = try RequestValidation.validate(head)
         let execution = RequestExecution(
             pool: pool,
             key: target.key,
-            head: HTTPRequestHead(version: .http1_1, method: request.method, uri: target.pathAndQuery, headers: headers),
+            head: head,
             body: request.body,
+            closeAfter: closeAfter,
             timeout: timeout
         )
         return try await withTaskCancellationHandler {
@@ -113,6 +156,9 @@ public struct NIOHTTPClientTransport: HTTPTransport {
 
     /// The number of idle connections in the pool, for tests and diagnostics.
     var idleConnections: Int { pool.idleConnections }
+
+    /// The number of requests waiting for a connection, for tests and diagnostics.
+    var waitingRequests: Int { pool.waitingRequests }
 }
 
 /// Where a connection goes: scheme, host and port.

@@ -16,7 +16,10 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
         var phase = Phase.pending
         var continuation: UnsafeContinuation<TransportResponse, any Error>?
         var timer: NIOScheduledCallback?
-        var retried = false
+        /// The bound on the wait for a connection, while queued.
+        var waitTimer: NIOScheduledCallback?
+        /// How often the request was refused by a connection before anything of it was written.
+        var refusals = 0
         /// Cancelled or timed out before `start`.
         var earlyError: (any Error)?
     }
@@ -25,15 +28,29 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     let key: ConnectionKey
     let head: HTTPRequestHead
     let body: ByteBuffer?
+    /// The request says `Connection: close`: the connection closes after the response.
+    let closeAfter: Bool
     let timeout: Duration
     let deadline: NIODeadline
     private let state = Mutex<State>(State())
 
-    init(pool: HTTPConnectionPool, key: ConnectionKey, head: HTTPRequestHead, body: ByteBuffer?, timeout: Duration) {
+    /// How often a request refused before anything of it was written (a connection that closed on its way to
+    /// the request) is given another connection.
+    static let maximumRefusals = 3
+
+    init(
+        pool: HTTPConnectionPool,
+        key: ConnectionKey,
+        head: HTTPRequestHead,
+        body: ByteBuffer?,
+        closeAfter: Bool = false,
+        timeout: Duration
+    ) {
         self.pool = pool
         self.key = key
         self.head = head
         self.body = body
+        self.closeAfter = closeAfter
         self.timeout = timeout
         self.deadline = .now() + .nanoseconds(timeout.clampedNanoseconds)
     }
@@ -70,12 +87,14 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
 
     /// Runs the request on `connection`; `false` when the request already ended (the connection stays unused).
     func attach(to connection: HTTP1Connection) -> Bool {
-        let attached = state.withLock { state -> Bool in
-            guard case .pending = state.phase else { return false }
+        let attached = state.withLock { state -> (Bool, NIOScheduledCallback?) in
+            guard case .pending = state.phase else { return (false, nil) }
             state.phase = .executing(connection)
-            return true
+            defer { state.waitTimer = nil }
+            return (true, state.waitTimer)
         }
-        guard attached else { return false }
+        attached.1?.cancel()
+        guard attached.0 else { return false }
         if connection.eventLoop.inEventLoop {
             connection.execute(self)
         } else {
@@ -98,30 +117,63 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
         return true
     }
 
-    /// The request failed. When `retryable` (a reused connection closed before any response byte) and it has
-    /// not been retried yet, it is sent again on a new connection.
+    /// The request failed. `retryable` only when nothing of it was written (the connection it was given had
+    /// closed meanwhile): it then goes to a new connection, a few times at most. A request whose bytes went out
+    /// is never sent again: the server may have acted on it.
     func fail(_ error: any Error, retryable: Bool) {
-        enum Next { case retry, resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?), nothing }
+        enum Next {
+            case retry
+            case resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, NIOScheduledCallback?)
+            case nothing
+        }
         let next = state.withLock { state -> Next in
             if case .finished = state.phase { return .nothing }
-            if retryable, !state.retried {
-                state.retried = true
+            if retryable, state.refusals < Self.maximumRefusals {
+                state.refusals += 1
                 state.phase = .pending
                 return .retry
             }
             state.phase = .finished
-            defer { state.continuation = nil; state.timer = nil }
-            return .resume(state.continuation, state.timer)
+            defer { state.continuation = nil; state.timer = nil; state.waitTimer = nil }
+            return .resume(state.continuation, state.timer, state.waitTimer)
         }
         switch next {
         case .retry:
             pool.lease(for: self, fresh: true)
-        case .resume(let continuation, let timer):
+        case .resume(let continuation, let timer, let waitTimer):
             timer?.cancel()
+            waitTimer?.cancel()
             continuation?.resume(throwing: error)
         case .nothing:
             break
         }
+    }
+
+    /// Bounds the wait in the pool's queue: at `deadline` on `loop`, a request still queued fails.
+    func armWaitTimer(on loop: any EventLoop, at waitDeadline: NIODeadline) {
+        guard waitDeadline < deadline else { return }  // the request's own timeout comes first
+        guard let timer = try? loop.scheduleCallback(at: waitDeadline, handler: WaitExpiry(execution: self)) else { return }
+        let keep = state.withLock { state -> Bool in
+            guard case .pending = state.phase, state.waitTimer == nil else { return false }
+            state.waitTimer = timer
+            return true
+        }
+        if !keep { timer.cancel() }
+    }
+
+    /// The wait for a connection took too long: the request fails, if it is still queued.
+    func waitExpired() {
+        guard pool.removeWaiter(self) else { return }
+        end(with: ProviderError.transport(
+            .timeout,
+            key,
+            "no connection free within \(pool.configuration.connectionWaitTimeout) (\(pool.configuration.maximumConnectionsPerHost) open)"
+        ))
+    }
+
+    private struct WaitExpiry: NIOScheduledCallbackHandler {
+        let execution: RequestExecution
+        func handleScheduledCallback(eventLoop: some EventLoop) { execution.waitExpired() }
     }
 
     /// The task was cancelled.
@@ -135,7 +187,11 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
 
     /// Ends the request from outside (cancellation, timeout): resumes the caller and abandons the connection.
     private func end(with error: any Error) {
-        enum Next { case early, resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, Phase), nothing }
+        enum Next {
+            case early
+            case resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, NIOScheduledCallback?, Phase)
+            case nothing
+        }
         let next = state.withLock { state -> Next in
             guard state.continuation != nil else {
                 if case .finished = state.phase { return .nothing }
@@ -147,16 +203,17 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             let phase = state.phase
             if case .finished = phase { return .nothing }
             state.phase = .finished
-            defer { state.continuation = nil; state.timer = nil }
-            return .resume(state.continuation, state.timer, phase)
+            defer { state.continuation = nil; state.timer = nil; state.waitTimer = nil }
+            return .resume(state.continuation, state.timer, state.waitTimer, phase)
         }
-        guard case .resume(let continuation, let timer, let phase) = next else { return }
+        guard case .resume(let continuation, let timer, let waitTimer, let phase) = next else { return }
         timer?.cancel()
+        waitTimer?.cancel()
         continuation?.resume(throwing: error)
         switch phase {
         case .pending:
             // Waiting in the queue (removed here) or connecting (the new connection goes to the pool).
-            pool.removeWaiter(self)
+            _ = pool.removeWaiter(self)
         case .executing(let connection):
             connection.eventLoop.execute { connection.abort(self) }
         case .finished:
