@@ -9,8 +9,18 @@ struct APIKeyAuthenticator: Sendable {
 
     private let keys: [[UInt8]]
 
-    init(keys: [String]) {
-        self.keys = keys.filter { !$0.isEmpty }.map { Array($0.utf8) }
+    /// Creates an authenticator over `keys`; none turns authentication off.
+    ///
+    /// - Throws: ``GatewayConfigurationError`` for an empty key: left out, it would turn authentication off
+    ///   when it was the only one, so it is refused rather than dropped.
+    init(keys: [String]) throws(GatewayConfigurationError) {
+        if let index = keys.firstIndex(where: \.isEmpty) {
+            throw GatewayConfigurationError(
+                .emptyAPIKey,
+                "apiKeys[\(index)] is empty: an empty key would turn authentication off; remove it or set it"
+            )
+        }
+        self.keys = keys.map { Array($0.utf8) }
     }
 
     /// Whether any key is configured.
@@ -55,4 +65,11 @@ struct APIKeyAuthenticator: Sendable {
     private static func lowercase(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
     }
+}
+
+extension APIKeyAuthenticator: CustomStringConvertible, CustomReflectable {
+    /// The number of keys, never the keys.
+    var description: String { "APIKeyAuthenticator(\(keys.count) keys)" }
+
+    var customMirror: Mirror { Mirror(self, children: ["keys": "<\(keys.count) redacted>"], displayStyle: .struct) }
 }

@@ -17,7 +17,7 @@ import UnixSignals
 ///     Provider("openai", model: "gpt-4o"),
 ///     Provider("anthropic", model: "claude-3-5-sonnet-20241022"),
 /// ])
-/// let gateway = Gateway(
+/// let gateway = try Gateway(
 ///     chains: ["default": chain],
 ///     configuration: GatewayConfiguration(host: "127.0.0.1", port: 8080, apiKeys: ["my-gateway-key"]),
 ///     logger: Logger(label: "llm-fallback.gateway")
@@ -50,8 +50,14 @@ import UnixSignals
 /// what was wrong) and for a provider's refusal of the request itself (invalid request, context length, content
 /// filter: the provider's reason), `401` without a valid key, `404` for an unknown chain, `413` for a body over
 /// ``GatewayConfiguration/maxBodySize``, `429` with `Retry-After` when every provider is rate limited, `502` with
-/// the attempt trace when all providers failed, `503` when every circuit breaker is open. An error after a stream
-/// started is sent as a last `data: {"error":{...}}` event with no `data: [DONE]`, never as a clean end.
+/// the attempt trace when all providers failed, `503` when every circuit breaker is open and `503` with
+/// `Retry-After: 1` (code `gateway_overloaded`) when ``GatewayConfiguration/limits`` has no place for the request.
+/// An error after a stream started is sent as a last `data: {"error":{...}}` event with no `data: [DONE]`, never
+/// as a clean end.
+///
+/// An error names the providers tried, their error classes and HTTP statuses; what the upstreams said (their error
+/// text, request ids, the addresses they were reached at) goes to the log, and to clients only with
+/// ``GatewayConfiguration/exposeUpstreamErrors``.
 ///
 /// ### Mid-stream failures
 ///
@@ -64,8 +70,18 @@ import UnixSignals
 /// ### Security
 ///
 /// With ``GatewayConfiguration/apiKeys`` set, every route but `/health` needs `Authorization: Bearer <key>`,
-/// compared in constant time. Provider keys never appear in responses, errors, logs or metrics. A client that
-/// disconnects cancels its chain request, and with it the upstream request, also while the upstream is silent.
+/// compared in constant time. The gateway fails closed: an empty key is a configuration error, never "no key", and
+/// a non-loopback address without keys needs ``GatewayConfiguration/allowUnauthenticated``; the start-up log says
+/// when authentication is off. Provider keys never appear in responses, errors, logs, metrics or descriptions. A
+/// client that disconnects cancels its chain request, and with it the upstream request, also while the upstream is
+/// silent.
+///
+/// ### Limits
+///
+/// ``GatewayConfiguration/limits`` bounds the chat completions and streams handled at once (beyond them: an
+/// immediate `503`, nothing queues) and the time a client may take to send its request's head and body, in total.
+/// A body refused before it was read (`413`) is answered at once and then read and discarded for a short while
+/// before the connection closes, so a client that sends everything before reading still gets the answer.
 ///
 /// ### Shutdown
 ///
@@ -88,11 +104,14 @@ public struct Gateway: Sendable {
     ///   - chains: The chains, by the model name clients ask for.
     ///   - configuration: Address, keys, limits, metrics.
     ///   - logger: Where the gateway logs. Keys never appear.
-    public init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) {
+    /// - Throws: ``GatewayConfigurationError`` when the configuration is unsafe or invalid (see
+    ///   ``GatewayConfiguration/validate()``): an empty key, a non-loopback host without keys or
+    ///   ``GatewayConfiguration/allowUnauthenticated``, a limit below 1.
+    public init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) throws(GatewayConfigurationError) {
         self.chains = chains
         self.configuration = configuration
         self.logger = logger
-        self.core = GatewayCore(chains: chains, configuration: configuration, logger: logger)
+        self.core = try GatewayCore(chains: chains, configuration: configuration, logger: logger)
     }
 
     /// Runs the gateway until the task is cancelled or the process receives SIGTERM or SIGINT, then shuts down
@@ -132,14 +151,19 @@ public struct Gateway: Sendable {
         onServerRunning: (@Sendable (_ port: Int) async -> Void)? = nil
     ) -> some ApplicationProtocol {
         let registry = core.connections
+        let limits = configuration.limits
+        let timeouts = ConnectionGuardState.Timeouts(
+            header: Self.timeAmount(limits.requestHeaderTimeout),
+            body: Self.timeAmount(limits.requestBodyTimeout),
+            linger: Self.timeAmount(limits.lingeringCloseTimeout)
+        )
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [DisconnectHandler(registry: registry)],
-            idleTimeout: configuration.idleTimeout.map {
-                .nanoseconds($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000)
-            }
+            additionalChannelHandlers: [ConnectionGuardHandler(registry: registry, timeouts: timeouts)],
+            idleTimeout: configuration.idleTimeout.map(Self.timeAmount)
         )
         let logger = self.logger
         let announcement = startupDescription()
+        let authentication = authenticationDescription()
         return Application(
             responder: GatewayResponder(core: core),
             server: .http1(configuration: http1),
@@ -152,10 +176,40 @@ public struct Gateway: Sendable {
                 let port = address?.port ?? 0
                 let host = address?.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? "?"
                 logger.info("llm-fallback gateway listening on http://\(host):\(port) serving \(announcement)")
+                logger.log(level: authentication.level, "\(authentication.message)")
                 await onServerRunning?(port)
             },
             logger: logger
         )
+    }
+
+    /// What the start-up log says about authentication: off is a warning (an error-level line when the address
+    /// is not loopback, which ``GatewayConfiguration/allowUnauthenticated`` allowed).
+    func authenticationDescription() -> (level: Logger.Level, message: String) {
+        let keys = configuration.apiKeys.count
+        if keys > 0 {
+            return (.info, "authentication: on, \(keys) API key\(keys == 1 ? "" : "s") (Authorization: Bearer)")
+        }
+        if configuration.isLoopback {
+            return (
+                .warning,
+                "authentication is OFF: no API keys are configured, so any local process may use this gateway "
+                    + "(it listens on a loopback address only)"
+            )
+        }
+        return (
+            .error,
+            "authentication is OFF on \(configuration.host): anyone who can reach this address may use the gateway "
+                + "and spend the providers' credits (allowed by allow_unauthenticated; set API keys to turn it on)"
+        )
+    }
+
+    /// A duration as NIO's `TimeAmount`, clamped to what it can hold (never trapping on a huge one).
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        if duration <= .zero { return .zero }
+        if duration >= .seconds(Int64.max / 1_000_000_000) { return .nanoseconds(Int64.max) }
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// `2 chains: default (openai/gpt-4o, anthropic/claude...), fast (groq/llama3)`.
@@ -165,5 +219,16 @@ public struct Gateway: Sendable {
             "\(name) (\(chains[name]!.providers.map(\.name).joined(separator: ", ")))"
         }
         return "\(names.count) chain\(names.count == 1 ? "" : "s"): " + described.joined(separator: ", ")
+    }
+}
+
+extension Gateway: CustomStringConvertible, CustomReflectable {
+    /// The chains' names and the configuration; never a key.
+    public var description: String { "Gateway(chains: \(chains.keys.sorted()), \(configuration))" }
+
+    /// The chains' names and the configuration (whose mirror shows no key); the chains themselves, whose
+    /// providers hold keys, are not reflected.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["chains": chains.keys.sorted(), "configuration": configuration], displayStyle: .struct)
     }
 }

@@ -114,39 +114,58 @@ struct GatewayError: Error, Sendable {
     /// | another ``ProviderError`` the policy stopped on | 429 (rate limited), 504 (timeout), else 502 |
     /// | `CancellationError` (the client went away, or shutdown) | 499 |
     ///
+    /// Unless `detailed`, a message names only providers, error classes, HTTP statuses and waits: what an upstream
+    /// said (its error text, which may quote a prompt or name an internal host, and its request id) is left out.
+    /// A client-class refusal keeps the provider's reason, which is about the client's own request.
+    ///
     /// - Parameters:
     ///   - error: What the chain threw.
     ///   - redactor: Removes provider keys from the message.
     ///   - providerCount: The number of providers in the chain (to tell when every breaker was open).
-    static func from(_ error: any Error, redactor: Redactor, providerCount: Int = 0) -> GatewayError {
+    ///   - detailed: Whether to include what the upstreams said (for logs, or with
+    ///     ``GatewayConfiguration/exposeUpstreamErrors``).
+    static func from(_ error: any Error, redactor: Redactor, providerCount: Int = 0, detailed: Bool = false) -> GatewayError {
         switch error {
         case let failed as AllProvidersFailed:
-            return from(failed, redactor: redactor, providerCount: providerCount)
+            return from(failed, redactor: redactor, providerCount: providerCount, detailed: detailed)
         case let failure as ProviderError:
-            return from(failure, redactor: redactor)
+            return from(failure, redactor: redactor, detailed: detailed)
         case let interrupted as StreamInterrupted:
+            let message = detailed
+                ? "\(interrupted)"
+                : "stream from \(interrupted.provider) interrupted after \(interrupted.deliveredChunks) chunks: "
+                    + summary(of: interrupted.underlying)
             return GatewayError(
                 status: 502,
-                message: redactor.redact("\(interrupted)"),
+                message: redactor.redact(message),
                 type: "upstream_error",
                 code: "stream_interrupted"
             )
         case is CancellationError:
             return GatewayError(status: 499, message: "the request was cancelled", type: "cancelled", code: "cancelled")
         default:
-            return GatewayError(status: 500, message: redactor.redact("internal error: \(error)"), type: "server_error")
+            return GatewayError(
+                status: 500,
+                message: detailed ? redactor.redact("internal error: \(error)") : "internal error",
+                type: "server_error"
+            )
         }
     }
 
-    static func from(_ failure: ProviderError, redactor: Redactor) -> GatewayError {
-        let message = redactor.redact(failure.provider.map { "\($0): \(failure.message)" } ?? failure.message)
+    static func from(_ failure: ProviderError, redactor: Redactor, detailed: Bool = false) -> GatewayError {
+        let reason = redactor.redact(failure.provider.map { "\($0): \(failure.message)" } ?? failure.message)
         switch failure.kind {
         case .contextLengthExceeded:
-            return GatewayError(status: 400, message: message, type: "invalid_request_error", code: "context_length_exceeded")
+            return GatewayError(status: 400, message: reason, type: "invalid_request_error", code: "context_length_exceeded")
         case .contentFiltered:
-            return GatewayError(status: 400, message: message, type: "invalid_request_error", code: "content_filter")
+            return GatewayError(status: 400, message: reason, type: "invalid_request_error", code: "content_filter")
         case .invalidRequest:
-            return GatewayError(status: 400, message: message, type: "invalid_request_error", code: failure.code.map(redactor.redact))
+            return GatewayError(status: 400, message: reason, type: "invalid_request_error", code: failure.code.map(redactor.redact))
+        default:
+            break
+        }
+        let message = redactor.redact(detailed ? detail(of: failure) : summary(of: failure))
+        switch failure.kind {
         case .rateLimited:
             return GatewayError(
                 status: 429,
@@ -158,15 +177,15 @@ struct GatewayError: Error, Sendable {
         case .timeout:
             return GatewayError(status: 504, message: message, type: "timeout_error", code: "upstream_timeout")
         default:
-            return GatewayError(status: 502, message: redactor.redact("\(failure)"), type: "upstream_error", code: failure.kind.label)
+            return GatewayError(status: 502, message: message, type: "upstream_error", code: failure.kind.label)
         }
     }
 
-    static func from(_ failed: AllProvidersFailed, redactor: Redactor, providerCount: Int) -> GatewayError {
+    static func from(_ failed: AllProvidersFailed, redactor: Redactor, providerCount: Int, detailed: Bool = false) -> GatewayError {
         if !failed.failures.isEmpty, failed.failures.allSatisfy(\.kind.isClientError), let first = failed.failures.first {
-            return from(first, redactor: redactor)
+            return from(first, redactor: redactor, detailed: detailed)
         }
-        let message = redactor.redact(traceMessage(failed))
+        let message = redactor.redact(traceMessage(failed, detailed: detailed))
         if failed.allRateLimited {
             return GatewayError(
                 status: 429,
@@ -189,18 +208,79 @@ struct GatewayError: Error, Sendable {
         return GatewayError(status: 502, message: message, type: "upstream_error", code: "all_providers_failed")
     }
 
-    /// The chain's summary followed by every attempt it made.
-    static func traceMessage(_ failed: AllProvidersFailed) -> String {
-        var message = failed.description
+    /// The failures, the skipped providers and every attempt: `all providers failed: primary: server_error (HTTP
+    /// 500); backup: skipped, circuit open for 12s | attempts: primary #1: server_error (HTTP 500)`.
+    ///
+    /// Written here from the error's fields rather than taken from its description, so that only what the
+    /// gateway chooses to show is shown: with `detailed`, each failure's upstream message and request id too.
+    static func traceMessage(_ failed: AllProvidersFailed, detailed: Bool = false) -> String {
+        var parts = failed.failures.map { detailed ? detail(of: $0, limit: 200) : summary(of: $0) }
+        for skipped in failed.skipped {
+            switch skipped.reason {
+            case .circuitOpen: parts.append("\(skipped.provider): skipped, circuit open for \(format(skipped.availableIn))")
+            case .retryAfter: parts.append("\(skipped.provider): skipped, retry after \(format(skipped.availableIn))")
+            }
+        }
+        var message = "all providers failed"
+        if parts.isEmpty {
+            message += failed.deadlineExceeded ? ": deadline exceeded before any attempt" : ": no provider to try"
+        } else {
+            message += ": " + parts.joined(separator: "; ")
+            if failed.deadlineExceeded { message += " (deadline exceeded)" }
+        }
         if !failed.trace.isEmpty {
-            message += " | attempts: " + failed.trace.map(\.description).joined(separator: ", ")
+            message += " | attempts: " + failed.trace.map(summary(of:)).joined(separator: ", ")
         }
         return message
     }
 
-    /// Whole seconds, rounded up, at least 1.
+    /// `primary: server_error (HTTP 500), retry after 2s`: the provider, the class, the status and the wait.
+    static func summary(of failure: ProviderError) -> String {
+        var text = failure.provider.map { "\($0): " } ?? ""
+        text += failure.kind.label
+        if let status = failure.status { text += " (HTTP \(status))" }
+        if let retryAfter = failure.retryAfter { text += ", retry after \(format(retryAfter))" }
+        return text
+    }
+
+    /// ``summary(of:)-(ProviderError)`` with the upstream's message (its first `limit` characters) and request id.
+    static func detail(of failure: ProviderError, limit: Int = 500) -> String {
+        var text = summary(of: failure)
+        if !failure.message.isEmpty { text += ": \(failure.message.prefix(limit))" }
+        if let requestID = failure.requestID { text += " [request \(requestID.prefix(100))]" }
+        return text
+    }
+
+    /// `primary #1: server_error (HTTP 500)`.
+    static func summary(of attempt: AttemptRecord) -> String {
+        var text = "\(attempt.provider) #\(attempt.number): "
+        switch attempt.outcome {
+        case .success: text += "ok"
+        case .cancelled: text += "cancelled"
+        case .failure(let kind): text += kind.label
+        }
+        if let status = attempt.status { text += " (HTTP \(status))" }
+        return text
+    }
+
+    /// A wait in whole seconds (rounded up) or milliseconds under a second; never traps, however long.
+    static func format(_ duration: Duration) -> String {
+        if duration <= .zero { return "0ms" }
+        if duration < .seconds(1) {
+            return "\(max(1, duration.components.attoseconds / 1_000_000_000_000_000))ms"
+        }
+        return "\(Self.seconds(duration))s"
+    }
+
+    /// The longest `Retry-After` the gateway sends: a day.
+    static let longestRetryAfter = 86_400
+
+    /// Whole seconds, rounded up, between 1 and ``longestRetryAfter``; never traps, however long or negative.
     static func seconds(_ duration: Duration?) -> Int {
         guard let duration else { return 1 }
+        // Compared before `components`, which traps past Int64.max seconds.
+        guard duration < .seconds(longestRetryAfter) else { return longestRetryAfter }
+        guard duration > .zero else { return 1 }
         let (seconds, attoseconds) = duration.components
         return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
     }
@@ -289,4 +369,11 @@ struct Redactor: Sendable {
         }
         return text
     }
+}
+
+extension Redactor: CustomStringConvertible, CustomReflectable {
+    /// The number of secrets, never the secrets.
+    var description: String { "Redactor(\(secrets.count) secrets)" }
+
+    var customMirror: Mirror { Mirror(self, children: ["secrets": "<\(secrets.count) redacted>"], displayStyle: .struct) }
 }

@@ -132,14 +132,19 @@ final class GatewayInstruments: Sendable {
 
 /// Holds one in-flight request (and, for a stream, one open stream) until it is released: the gauges go down
 /// when the last reference goes, whichever way the response ends, even if its body is never written.
+///
+/// With a limiter, it also holds the request's place and (for a stream) the stream's place under the gateway's
+/// limits, taken before it was made, and gives them back with the gauges.
 final class InFlightLease: Sendable {
     private let instruments: GatewayInstruments
     private let isStream: Bool
+    private let limiter: GatewayLimiter?
     private let released = Atomic(false)
 
-    init(_ instruments: GatewayInstruments, isStream: Bool) {
+    init(_ instruments: GatewayInstruments, isStream: Bool, limiter: GatewayLimiter? = nil) {
         self.instruments = instruments
         self.isStream = isStream
+        self.limiter = limiter
         instruments.inFlight.increment()
         if isStream { instruments.openStreams.increment() }
     }
@@ -149,6 +154,10 @@ final class InFlightLease: Sendable {
         guard !released.exchange(true, ordering: .relaxed) else { return }
         instruments.inFlight.decrement()
         if isStream { instruments.openStreams.decrement() }
+        if let limiter {
+            limiter.requests.release()
+            if isStream { limiter.streams.release() }
+        }
     }
 
     deinit {

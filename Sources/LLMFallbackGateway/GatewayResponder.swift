@@ -46,6 +46,7 @@ final class GatewayCore: Sendable {
     let instruments: GatewayInstruments
     let registry: PrometheusCollectorRegistry
     let connections = ConnectionRegistry()
+    let limiter: GatewayLimiter
     let authenticator: APIKeyAuthenticator
     let redactor: Redactor
     let ids = CompletionIDs()
@@ -61,7 +62,10 @@ final class GatewayCore: Sendable {
     static let modelHeader = HTTPField.Name("x-llm-fallback-model")!
     static let attemptsHeader = HTTPField.Name("x-llm-fallback-attempts")!
 
-    init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) {
+    init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) throws(GatewayConfigurationError) {
+        try configuration.validate()
+        self.authenticator = try APIKeyAuthenticator(keys: configuration.apiKeys)
+        self.limiter = GatewayLimiter(configuration.limits)
         self.chains = chains
         self.chainNames = chains.keys.sorted()
         self.configuration = configuration
@@ -69,7 +73,6 @@ final class GatewayCore: Sendable {
         let registry = configuration.metricsRegistry ?? GatewayMetrics.registry
         self.registry = registry
         self.instruments = GatewayInstruments(registry: registry)
-        self.authenticator = APIKeyAuthenticator(keys: configuration.apiKeys)
         self.redactor = Redactor(chains: chains.values)
         self.startedAt = unixTime()
         self.modelsBody = InfoEncoder.models(chainNames, created: startedAt)
@@ -94,7 +97,14 @@ final class GatewayCore: Sendable {
             response = answer
         case .chatCompletion:
             route = .chatCompletions
-            response = await chatCompletions(request, context: context)
+            if limiter.requests.tryAcquire() {
+                let answer = await chatCompletions(request, context: context)
+                // A stream's answer holds its place until its last event: its lease releases it.
+                if !answer.holdsPlace { limiter.requests.release() }
+                response = answer.response
+            } else {
+                response = errorResponse(.overloaded(what: "requests", limit: limiter.requests.limit))
+            }
         }
         instruments.record(route: route, status: response.status.code, duration: start.duration(to: .now))
         return response
@@ -156,18 +166,32 @@ final class GatewayCore: Sendable {
 
     // MARK: - Chat completions
 
-    func chatCompletions(_ request: Request, context: GatewayRequestContext) async -> Response {
+    /// A chat completion's answer, and whether it keeps holding its place under
+    /// ``GatewayConfiguration/Limits/maxConcurrentRequests`` (a stream does, until its last event).
+    struct Answer {
+        var response: Response
+        var holdsPlace = false
+    }
+
+    func chatCompletions(_ request: Request, context: GatewayRequestContext) async -> Answer {
         let limit = configuration.maxBodySize
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            return errorResponse(.bodyTooLarge(limit: limit))
+        if let declared = request.headers[.contentLength] {
+            // Digits only, and no more of them than a limit can have: no conversion to trap on, no overflow.
+            let digits = declared.utf8
+            guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                return Answer(response: errorResponse(.invalidRequest("invalid content-length")))
+            }
+            if digits.count > 18 || Int(declared).map({ $0 > limit }) ?? true {
+                return Answer(response: errorResponse(.bodyTooLarge(limit: limit)))
+            }
         }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            return errorResponse(.bodyTooLarge(limit: limit))
+            return Answer(response: errorResponse(.bodyTooLarge(limit: limit)))
         } catch {
-            return errorResponse(.invalidRequest("the request body could not be read: \(error)"))
+            return Answer(response: errorResponse(.invalidRequest("the request body could not be read")))
         }
         let parsed: ChatCompletionRequest
         let chain: FallbackChain
@@ -175,17 +199,21 @@ final class GatewayCore: Sendable {
         case .success(let prepared):
             (parsed, chain) = prepared
         case .failure(let refusal):
-            return refusal.response
+            return Answer(response: refusal.response)
         }
         let watch = connections.watch(for: context.channel)
         if parsed.stream {
+            guard limiter.streams.tryAcquire() else {
+                return Answer(response: errorResponse(.overloaded(what: "streams", limit: limiter.streams.limit)))
+            }
             return await streamCompletion(parsed, chain: chain, watch: watch, eventLoop: context.channel.eventLoop)
         }
         do {
-            let answer = try await watch.cancelling { try await chain.chat(parsed.request) }
-            return completionResponse(answer)
+            let request = parsed.request
+            let answer = try await watch.cancelling { try await chain.chat(request) }
+            return Answer(response: completionResponse(answer))
         } catch {
-            return chainErrorResponse(error, chain: chain, chainName: parsed.model)
+            return Answer(response: chainErrorResponse(error, chain: chain, chainName: parsed.model))
         }
     }
 
@@ -224,7 +252,11 @@ final class GatewayCore: Sendable {
     /// Starts the chain's stream and answers once its first chunk is in: a failover before the first token stays
     /// invisible, the headers can name the provider and model that answered, and a chain that fails outright gets an
     /// honest status rather than a `200` with an error event.
-    func streamCompletion(_ parsed: ChatCompletionRequest, chain: FallbackChain, watch: ConnectionWatch?, eventLoop: any EventLoop) async -> Response {
+    ///
+    /// Called holding a place under both ``GatewayConfiguration/Limits/maxConcurrentRequests`` and
+    /// ``GatewayConfiguration/Limits/maxOpenStreams``: a stream that starts hands both to its lease; otherwise the
+    /// stream's place is given back here and the request's by the caller.
+    func streamCompletion(_ parsed: ChatCompletionRequest, chain: FallbackChain, watch: ConnectionWatch?, eventLoop: any EventLoop) async -> Answer {
         // The stream's task runs on this connection's event loop, like the request (see EventLoopTaskExecutor).
         let executor = executors.executor(for: eventLoop)
         let source = ChunkSource(chain.stream(parsed.request, options: .init(taskExecutor: executor)))
@@ -232,10 +264,13 @@ final class GatewayCore: Sendable {
         do {
             first = try await watch.cancelling { try await source.next() }
         } catch {
-            return chainErrorResponse(error, chain: chain, chainName: parsed.model)
+            limiter.streams.release()
+            return Answer(response: chainErrorResponse(error, chain: chain, chainName: parsed.model))
         }
-        if Task.isCancelled {
-            return chainErrorResponse(CancellationError(), chain: chain, chainName: parsed.model)
+        // The first chunk was awaited in the watch's child task: a client that left cancelled that, not this one.
+        if Task.isCancelled || watch?.isClosed == true {
+            limiter.streams.release()
+            return Answer(response: chainErrorResponse(CancellationError(), chain: chain, chainName: parsed.model))
         }
         let model = first?.model ?? ""
         let encoder = ChunkEncoder(
@@ -254,9 +289,9 @@ final class GatewayCore: Sendable {
             headers[Self.modelHeader] = first.model
             if first.attempts > 0 { headers[Self.attemptsHeader] = String(first.attempts) }
         }
-        let lease = InFlightLease(instruments, isStream: true)
+        let lease = InFlightLease(instruments, isStream: true, limiter: limiter)
         source.relay(first: first, encoder: encoder, watch: watch, chainName: parsed.model)
-        return Response(
+        let response = Response(
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
@@ -266,6 +301,7 @@ final class GatewayCore: Sendable {
                 }
             }
         )
+        return Answer(response: response, holdsPlace: true)
     }
 
     /// Writes the stream's chunks, then its end (or its error event).
@@ -274,11 +310,20 @@ final class GatewayCore: Sendable {
     /// frames), so this loop keeps only a buffer across its suspensions: the chunks are taken and encoded by
     /// ``ChunkSource/nextEvents(allocator:)``, and the ending is worked out synchronously.
     func writeStream(_ source: ChunkSource, writer: inout any ResponseBodyWriter) async throws {
-        try await source.watch.cancelling {
-            while let events = await source.nextEvents(allocator: allocator) {
-                try await writer.write(events)
+        // The relay runs as the connection watch's child task (so that a client leaving cancels it); the writer
+        // goes with it and comes back when it has ended.
+        let relay = StreamRelay(writer: writer)
+        let allocator = self.allocator
+        do {
+            try await source.watch.cancelling {
+                while let events = await source.nextEvents(allocator: allocator) {
+                    try await relay.writer.write(events)
+                }
             }
+        } catch is CancellationError {
+            // The client left (or the shutdown grace period ran out): the ending below says which.
         }
+        writer = relay.writer
         try await writer.write(streamEnding(source))
         try await writer.finish(nil)
     }
@@ -286,7 +331,8 @@ final class GatewayCore: Sendable {
     /// The last bytes of a stream: `data: [DONE]` (after the usage chunk, when asked for), or the error event.
     func streamEnding(_ source: ChunkSource) -> ByteBuffer {
         var failure = source.failure
-        if failure == nil && Task.isCancelled {
+        // The relay ran as the watch's child task: a client that left cancelled it, not this task.
+        if failure == nil && (Task.isCancelled || source.watch?.isClosed == true) {
             failure = CancellationError()
         }
         if failure is CancellationError, source.watch?.isClosed == false {
@@ -303,12 +349,17 @@ final class GatewayCore: Sendable {
         switch failure {
         case let gatewayError as GatewayError: error = gatewayError
         case is StreamRestarted: error = .restarted(failure, redactor: redactor)
-        default: error = .from(failure, redactor: redactor)
+        default: error = .from(failure, redactor: redactor, detailed: configuration.exposeUpstreamErrors)
         }
         if error.status != 499 {
+            let detailed: GatewayError
+            switch failure {
+            case is GatewayError, is StreamRestarted: detailed = error
+            default: detailed = .from(failure, redactor: redactor, detailed: true)
+            }
             logger.warning(
                 "stream failed after it started",
-                metadata: ["chain": "\(source.chainName)", "status": "\(error.status)", "error": "\(error.message)"]
+                metadata: ["chain": "\(source.chainName)", "status": "\(error.status)", "error": "\(detailed.message)"]
             )
         }
         ChunkEncoder.writeError(error, into: &buffer)
@@ -361,14 +412,41 @@ final class GatewayCore: Sendable {
         )
     }
 
+    /// The answer to what a chain threw. The log gets what the upstreams said (keys removed); the client gets it
+    /// only with ``GatewayConfiguration/exposeUpstreamErrors``.
     func chainErrorResponse(_ error: any Error, chain: FallbackChain, chainName: String) -> Response {
-        let mapped = GatewayError.from(error, redactor: redactor, providerCount: chain.providers.count)
-        if mapped.status >= 500 {
-            logger.warning("request failed", metadata: ["chain": "\(chainName)", "status": "\(mapped.status)", "error": "\(mapped.message)"])
+        let providerCount = chain.providers.count
+        let detailed = GatewayError.from(error, redactor: redactor, providerCount: providerCount, detailed: true)
+        if detailed.status >= 500 {
+            logger.warning("request failed", metadata: ["chain": "\(chainName)", "status": "\(detailed.status)", "error": "\(detailed.message)"])
         } else {
-            logger.debug("request refused", metadata: ["chain": "\(chainName)", "status": "\(mapped.status)", "error": "\(mapped.message)"])
+            logger.debug("request refused", metadata: ["chain": "\(chainName)", "status": "\(detailed.status)", "error": "\(detailed.message)"])
         }
-        return errorResponse(mapped)
+        if configuration.exposeUpstreamErrors { return errorResponse(detailed) }
+        return errorResponse(GatewayError.from(error, redactor: redactor, providerCount: providerCount))
+    }
+}
+
+extension GatewayCore: CustomStringConvertible, CustomReflectable {
+    /// The chains and the configuration (which never shows keys).
+    var description: String { "GatewayCore(chains: \(chainNames), \(configuration))" }
+
+    /// The chains' names and the configuration: never the authenticator's keys or the redactor's secrets.
+    var customMirror: Mirror {
+        Mirror(self, children: ["chains": chainNames, "configuration": configuration], displayStyle: .class)
+    }
+}
+
+/// Carries a stream's response body writer into the relay's child task and back (see
+/// ``GatewayCore/writeStream(_:writer:)``).
+///
+/// Only one task uses it at a time: the relay while it runs, the handler's task after the relay has ended (the
+/// watch waits for its child), which is what makes the unchecked `Sendable` sound.
+final class StreamRelay: @unchecked Sendable {
+    var writer: any ResponseBodyWriter
+
+    init(writer: any ResponseBodyWriter) {
+        self.writer = writer
     }
 }
 
@@ -478,7 +556,7 @@ final class ChunkSource: @unchecked Sendable {
 
 extension Optional where Wrapped == ConnectionWatch {
     /// Runs `operation`, cancelled if the client goes away (when the connection is watched).
-    func cancelling<T>(_ operation: () async throws -> T) async rethrows -> T {
+    func cancelling<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         switch self {
         case .some(let watch): return try await watch.cancellingOnDisconnect(operation)
         case .none: return try await operation()

@@ -24,7 +24,9 @@ final class CompletionIDs: Sendable {
 /// Seconds since 1970, as OpenAI's `created`.
 @inline(__always)
 func unixTime() -> Int {
-    Int(Date().timeIntervalSince1970)
+    let seconds = Date().timeIntervalSince1970
+    // Total: a clock set absurdly far away is reported as 0 rather than trapping.
+    return seconds.isFinite && abs(seconds) < 1e15 ? Int(seconds) : 0
 }
 
 enum CompletionEncoder {
@@ -284,7 +286,7 @@ enum InfoEncoder {
         writeMilliseconds(provider.retryAfterRemaining, into: &buffer)
         buffer.writeRaw(#","latency_ms":"#)
         if let latency = provider.latency {
-            buffer.writeJSONDouble((latency.milliseconds * 1000).rounded() / 1000)
+            buffer.writeJSONDouble((Self.milliseconds(latency) * 1000).rounded() / 1000)
         } else {
             buffer.writeRaw("null")
         }
@@ -305,11 +307,31 @@ enum InfoEncoder {
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 
+    /// Whole milliseconds, rounded up; `null` for none. Total: a duration from an upstream's header can be anything.
     private static func writeMilliseconds(_ duration: Duration?, into buffer: inout ByteBuffer) {
         if let duration {
-            buffer.writeJSONInt(Int(duration.milliseconds.rounded(.up)))
+            buffer.writeJSONInt(wholeMilliseconds(duration))
         } else {
             buffer.writeRaw("null")
         }
+    }
+
+    /// The longest duration `/health/providers` reports as it is; longer ones show as this (about 34,800 years).
+    static let longestReported = Duration.seconds(Int64(1) << 40)
+
+    /// `duration` in whole milliseconds, rounded up, clamped to `0...longestReported`: no conversion can trap
+    /// (`Duration.components` itself traps past `Int64.max` seconds, so the clamp comes first).
+    static func wholeMilliseconds(_ duration: Duration) -> Int {
+        let clamped = min(max(duration, .zero), longestReported)
+        let (seconds, attoseconds) = clamped.components
+        let (milliseconds, rest) = attoseconds.quotientAndRemainder(dividingBy: 1_000_000_000_000_000)
+        return Int(seconds) * 1000 + Int(milliseconds) + (rest > 0 ? 1 : 0)
+    }
+
+    /// `duration` in fractional milliseconds, clamped as ``wholeMilliseconds(_:)`` is.
+    static func milliseconds(_ duration: Duration) -> Double {
+        let clamped = min(max(duration, .zero), longestReported)
+        let (seconds, attoseconds) = clamped.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
     }
 }

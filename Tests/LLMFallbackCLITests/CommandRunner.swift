@@ -27,8 +27,12 @@ enum CommandRunner {
     /// A second one, for a second provider.
     static let secondSecretKey = "fake-key-OKAPI-never-print-me"
 
-    /// The built command.
+    /// The built command; `LLM_FALLBACK_TEST_BINARY` names another build to test (an older one, to see a new
+    /// test fail on the code before a fix).
     static let binary: URL = {
+        if let other = ProcessInfo.processInfo.environment["LLM_FALLBACK_TEST_BINARY"], !other.isEmpty {
+            return URL(fileURLWithPath: other)
+        }
         let nextToBundle = Bundle.main.bundleURL.appendingPathComponent("llm-fallback")
         if FileManager.default.isExecutableFile(atPath: nextToBundle.path) { return nextToBundle }
         for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
@@ -76,34 +80,41 @@ enum CommandRunner {
         process.standardError = error
 
         let started = ContinuousClock.now
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
         let box = ProcessBox(process)
-        let seconds = Double(timeout.components.seconds)
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
-            if box.process.isRunning { box.process.terminate() }
-        }
         let inputHandle = input.fileHandleForWriting
         let outputHandle = output.fileHandleForReading
         let errorHandle = error.fileHandleForReading
         let collected = Mutex<(Data, Data)>((Data(), Data()))
+        // Every blocking wait on a thread of its own: Dispatch's global pool has as many threads as cores, and
+        // readers blocked on pipes could take them all, leaving none to fire a timeout.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let group = DispatchGroup()
-            DispatchQueue.global().async(group: group) {
+            onOwnThread(group) {
                 if let stdin { inputHandle.write(Data(stdin.utf8)) }
                 try? inputHandle.close()
             }
-            DispatchQueue.global().async(group: group) {
+            onOwnThread(group) {
                 let data = outputHandle.readDataToEndOfFile()
                 collected.withLock { $0.0 = data }
             }
-            DispatchQueue.global().async(group: group) {
+            onOwnThread(group) {
                 let data = errorHandle.readDataToEndOfFile()
                 collected.withLock { $0.1 = data }
             }
-            DispatchQueue.global().async(group: group) {
-                box.process.waitUntilExit()
+            onOwnThread(group) {
+                // The deadline: terminate, then kill, a command that does not end in time.
+                if exited.wait(timeout: .now() + timeout.timeInterval) == .timedOut {
+                    box.process.terminate()
+                    if exited.wait(timeout: .now() + 10) == .timedOut {
+                        kill(box.process.processIdentifier, SIGKILL)
+                        _ = exited.wait(timeout: .now() + 10)
+                    }
+                }
             }
-            group.notify(queue: .global()) { continuation.resume() }
+            onOwnThread { group.wait(); continuation.resume() }
         }
         let (stdoutData, stderrData) = collected.withLock { $0 }
         return CommandResult(
@@ -156,8 +167,25 @@ enum CommandRunner {
     }
 }
 
+/// Runs `body` on a new thread (not Dispatch's global pool), inside `group` when given.
+func onOwnThread(_ group: DispatchGroup? = nil, _ body: @escaping @Sendable () -> Void) {
+    group?.enter()
+    let thread = Thread {
+        body()
+        group?.leave()
+    }
+    thread.start()
+}
+
+extension Duration {
+    /// The duration in seconds, for Dispatch and Foundation.
+    var timeInterval: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
 /// Lets the timeout and the waiter share the process.
-private final class ProcessBox: @unchecked Sendable {
+final class ProcessBox: @unchecked Sendable {
     let process: Process
     init(_ process: Process) { self.process = process }
 }

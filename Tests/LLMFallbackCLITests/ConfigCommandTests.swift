@@ -11,6 +11,7 @@ struct ConfigCommandTests {
         var line: Int
         var keyPath: String
         var message: String
+        var environment: [String: String] = [:]
         var testDescription: String { name }
     }
 
@@ -134,6 +135,173 @@ struct ConfigCommandTests {
             keyPath: "",
             message: "invalid YAML"
         ),
+        Mistake(
+            name: "absurd duration",
+            yaml: """
+                chains:
+                  default:
+                    timeout: 100000000000s
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                """,
+            line: 3,
+            keyPath: "chains.default.timeout",
+            message: "duration '100000000000s' is too long (at most 24h)"
+        ),
+        Mistake(
+            name: "negative weight",
+            yaml: """
+                chains:
+                  default:
+                    strategy: weighted
+                    providers:
+                      - { name: openai, model: gpt-4o, weight: -1 }
+                """,
+            line: 5,
+            keyPath: "chains.default.providers[0].weight",
+            message: "must be between 0.0 and 1000000.0, got -1"
+        ),
+        Mistake(
+            name: "infinite weight",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - { name: openai, model: gpt-4o, weight: 1e999 }
+                """,
+            line: 4,
+            keyPath: "chains.default.providers[0].weight",
+            message: "expected a number, got '1e999'"
+        ),
+        Mistake(
+            name: "every weight zero",
+            yaml: """
+                chains:
+                  default:
+                    strategy: weighted
+                    providers:
+                      - { name: openai, model: gpt-4o, weight: 0 }
+                      - { name: anthropic, model: claude-3-5-haiku-latest, weight: 0 }
+                """,
+            line: 3,
+            keyPath: "chains.default.strategy",
+            message: "every provider's weight is 0: the weighted strategy needs one above 0"
+        ),
+        Mistake(
+            name: "overflowing integer",
+            yaml: """
+                chains:
+                  default:
+                    max_retries: 99999999999999999999999
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                """,
+            line: 3,
+            keyPath: "chains.default.max_retries",
+            message: "must be between 0 and 100, got 99999999999999999999999"
+        ),
+        Mistake(
+            name: "duplicate key",
+            yaml: """
+                chains:
+                  default:
+                    timeout: 1s
+                    timeout: 2s
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                """,
+            // Yams refuses duplicates while parsing, at the mapping's first line (JSONDecoder would keep one).
+            line: 3,
+            keyPath: "",
+            message: "duplicate key 'timeout'"
+        ),
+        Mistake(
+            name: "empty variable in a base URL",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - { name: my-vllm, model: qwen, base_url: "${LLM_FALLBACK_TEST_EMPTY}" }
+                """,
+            line: 4,
+            keyPath: "chains.default.providers[0].base_url",
+            message: "the base URL is empty: ${LLM_FALLBACK_TEST_EMPTY} is set to the empty string",
+            environment: ["LLM_FALLBACK_TEST_EMPTY": ""]
+        ),
+        Mistake(
+            name: "empty variable in a provider key",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - name: openai
+                        model: gpt-4o
+                        api_key: ${LLM_FALLBACK_TEST_EMPTY}
+                """,
+            line: 6,
+            keyPath: "chains.default.providers[0].api_key",
+            message: "the API key is empty: ${LLM_FALLBACK_TEST_EMPTY} is set to the empty string",
+            environment: ["LLM_FALLBACK_TEST_EMPTY": ""]
+        ),
+        Mistake(
+            name: "empty variable in a gateway key",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                server:
+                  api_keys:
+                    - ${LLM_FALLBACK_TEST_EMPTY}
+                """,
+            line: 7,
+            keyPath: "server.api_keys[0]",
+            message: "the API key is empty: ${LLM_FALLBACK_TEST_EMPTY} is set to the empty string",
+            environment: ["LLM_FALLBACK_TEST_EMPTY": ""]
+        ),
+        Mistake(
+            name: "no place for any request",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                server:
+                  limits:
+                    max_concurrent_requests: 0
+                """,
+            line: 7,
+            keyPath: "server.limits.max_concurrent_requests",
+            message: "must be between 1 and 1000000, got 0"
+        ),
+        Mistake(
+            name: "zero header timeout",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                server:
+                  limits: { header_timeout: 0 }
+                """,
+            line: 6,
+            keyPath: "server.limits.header_timeout",
+            message: "duration must be greater than zero, got '0'"
+        ),
+        Mistake(
+            name: "unknown limit",
+            yaml: """
+                chains:
+                  default:
+                    providers:
+                      - { name: openai, model: gpt-4o }
+                server:
+                  limits: { max_streams: 10 }
+                """,
+            line: 6,
+            keyPath: "server.limits.max_streams",
+            message: "unknown key 'max_streams'"
+        ),
     ]
 
     @Test("chat exits 2 and names file, line and key", arguments: mistakes)
@@ -141,7 +309,7 @@ struct ConfigCommandTests {
         let path = try CommandRunner.writeConfig(mistake.yaml)
         let result = try await CommandRunner.run(
             ["chat", "--config", path, "Hello"],
-            environment: ["OPENAI_API_KEY": CommandRunner.secretKey]
+            environment: mistake.environment.merging(["OPENAI_API_KEY": CommandRunner.secretKey]) { $1 }
         )
         #expect(result.status == 2, "\(result.stderr)")
         let location =
@@ -155,7 +323,10 @@ struct ConfigCommandTests {
     @Test("config validate exits 2 and names file, line and key", arguments: mistakes)
     func validateReportsMistake(_ mistake: Mistake) async throws {
         let path = try CommandRunner.writeConfig(mistake.yaml)
-        let result = try await CommandRunner.run(["config", "validate", "--config", path])
+        let result = try await CommandRunner.run(
+            ["config", "validate", "--config", path],
+            environment: mistake.environment
+        )
         #expect(result.status == 2, "\(result.stderr)")
         let location =
             mistake.keyPath.isEmpty ? "\(path):\(mistake.line): " : "\(path):\(mistake.line): \(mistake.keyPath): "

@@ -24,6 +24,51 @@ struct ConfigLoaderTests {
         #expect(DurationText.parse(text) == nil)
     }
 
+    @Test(
+        "durations past a day are too long, however many digits",
+        arguments: ["100000000000s", "24h1ms", "25h", "99999999999999999999999999999999999999999h", "1441m"]
+    )
+    func tooLong(text: String) {
+        #expect(DurationText.read(text) == .tooLong)
+        #expect(DurationText.parse(text) == nil)
+    }
+
+    @Test("a day is the longest duration")
+    func longest() {
+        #expect(DurationText.read("24h") == .duration(.seconds(86_400)))
+        #expect(DurationText.read("23h59m59s") == .duration(.seconds(86_399)))
+        #expect(DurationText.format(DurationText.longest) == "24h")
+        #expect(DurationText.format(.seconds(Int64.max)).hasSuffix("s+"))
+    }
+
+    @Test("an empty variable is reported as such")
+    func emptyVariables() {
+        let result = VariableExpansion.expand("${EMPTY}/${SET}", environment: ["EMPTY": "", "SET": "x"])
+        #expect(result.text == "/x")
+        #expect(result.empty == ["EMPTY"])
+        #expect(result.missing.isEmpty)
+    }
+
+    @Test("dump() and descriptions of the loaded file never show a key")
+    func noKeysInReflection() throws {
+        let yaml = """
+            chains:
+              default:
+                providers:
+                  - { name: openai, model: gpt-4o, api_key: "${KEY}", headers: { X-Team: "${KEY}" } }
+            server:
+              api_keys: ["${GATEWAY}"]
+            """
+        let file = try ConfigFile.parse(yaml, file: "keys.yaml", environment: ["KEY": "sk-REFLECTED-1", "GATEWAY": "gw-REFLECTED-2"])
+        for subject in [file as Any, file.chains[0] as Any, file.server as Any] {
+            var dumped = ""
+            dump(subject, to: &dumped)
+            for text in [dumped, String(describing: subject), String(reflecting: subject)] {
+                #expect(!text.contains("REFLECTED"), "\(text)")
+            }
+        }
+    }
+
     @Test("variable expansion")
     func expansion() {
         let environment = ["HOST": "example.com", "EMPTY": ""]

@@ -178,7 +178,7 @@ func withGateway<T: Sendable>(
     configuration.port = 0
     configuration.bootstrapMetrics = false
     let logs = LogCapture()
-    let gateway = Gateway(chains: chains, configuration: configuration, logger: logs.logger())
+    let gateway = try Gateway(chains: chains, configuration: configuration, logger: logs.logger())
     let (ports, portContinuation) = AsyncStream<Int>.makeStream()
     let app = gateway.buildApplication { port in portContinuation.yield(port) }
     var groupConfiguration = ServiceGroupConfiguration(services: [app], logger: logs.logger(label: "service-group"))

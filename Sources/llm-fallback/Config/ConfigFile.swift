@@ -1,5 +1,6 @@
 import Foundation
 import LLMFallback
+import LLMFallbackGateway
 import Yams
 
 /// An `llm-fallback.yaml` file, read and checked: named chains, each a ``FallbackChain/Configuration`` and its
@@ -228,6 +229,9 @@ struct ChainSettings: Sendable {
                 providers.append(provider)
             }
         }
+        if configuration.strategy == .weighted, !providers.isEmpty, providers.allSatisfy({ $0.weight == 0 }) {
+            (mapping["strategy"] ?? node).error("every provider's weight is 0: the weighted strategy needs one above 0")
+        }
         guard node.diagnostics.errors.count == before else { return nil }
         return ChainSettings(name: name, line: node.line, configuration: configuration, providers: providers)
     }
@@ -273,7 +277,7 @@ struct ChainSettings: Sendable {
         if model?.isEmpty == true { mapping["model"]?.error("the model must not be empty") }
 
         var baseURL: String?
-        if let value = mapping["base_url"], let text = value.string() {
+        if let value = mapping["base_url"], let text = value.nonEmptyString("the base URL") {
             if let url = URL(string: text), let scheme = url.scheme?.lowercased(),
                 scheme == "http" || scheme == "https", url.host != nil
             {
@@ -283,12 +287,8 @@ struct ChainSettings: Sendable {
             }
         }
         var apiKey: String?
-        if let value = mapping["api_key"], let text = value.string() {
-            if text.isEmpty {
-                value.warning("the key is empty; the kind's environment variable is used instead")
-            } else {
-                apiKey = text
-            }
+        if let value = mapping["api_key"], let text = value.nonEmptyString("the API key") {
+            apiKey = text
         }
         let timeout = mapping["timeout"]?.duration()
         let weight = mapping["weight"]?.number(in: 0...1_000_000)
@@ -350,34 +350,137 @@ extension ConfigNode {
 }
 
 /// The gateway's settings: the `server` section.
-struct ServerSettings: Sendable, Hashable, CustomStringConvertible {
+///
+/// ```yaml
+/// server:
+///   host: 0.0.0.0
+///   port: 8080
+///   api_keys: ["${LLM_FALLBACK_GATEWAY_KEY}"]
+///   max_body_size: 4MB
+///   limits: { max_concurrent_requests: 1024, max_open_streams: 1024, header_timeout: 10s, body_timeout: 60s }
+/// ```
+///
+/// It fails closed: a key that is empty (a `${VAR}` set to the empty string) is an error, and so is a non-loopback
+/// host without keys unless `allow_unauthenticated: true` says so.
+struct ServerSettings: Sendable, Hashable, CustomStringConvertible, CustomReflectable {
     /// The address to listen on.
     var host: String = "127.0.0.1"
     /// The port to listen on.
     var port: Int = 8080
     /// The keys clients must send as `Authorization: Bearer <key>`; empty for none.
     var apiKeys: [String] = []
+    /// Whether a non-loopback host may go without keys.
+    var allowUnauthenticated = false
     /// The largest request body accepted, in bytes.
     var maxBodySize: Int = 4 << 20
+    /// Whether error bodies carry what the upstreams said.
+    var exposeUpstreamErrors = false
+    /// Concurrency limits and client timeouts.
+    var limits = GatewayConfiguration.Limits()
 
     /// The keys of `server`.
-    static let keys = ["host", "port", "api_keys", "max_body_size"]
+    static let keys = [
+        "host", "port", "api_keys", "allow_unauthenticated", "max_body_size", "expose_upstream_errors", "limits",
+    ]
+    /// The keys of `server.limits`.
+    static let limitKeys = [
+        "max_concurrent_requests", "max_open_streams", "header_timeout", "body_timeout", "lingering_timeout",
+    ]
 
     /// Reads the section; problems go to the node's diagnostics.
     static func read(from node: ConfigNode) -> ServerSettings? {
         guard let mapping = node.mapping(allowed: keys) else { return nil }
+        let before = node.diagnostics.errors.count
         var settings = ServerSettings()
-        if let host = mapping["host"]?.string() { settings.host = host }
+        if let host = mapping["host"]?.nonEmptyString("the host") { settings.host = host }
         if let port = mapping["port"]?.integer(in: 0...65535) { settings.port = port }
         if let list = mapping["api_keys"]?.list() {
-            settings.apiKeys = list.compactMap { $0.string() }.filter { !$0.isEmpty }
+            for element in list {
+                guard let key = element.nonEmptyString("the API key") else { continue }
+                if key.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+                    element.error("the API key contains spaces or control characters, which no client can send")
+                    continue
+                }
+                settings.apiKeys.append(key)
+            }
         }
+        if let allow = mapping["allow_unauthenticated"]?.bool() { settings.allowUnauthenticated = allow }
         if let size = mapping["max_body_size"]?.byteSize() { settings.maxBodySize = size }
+        if let expose = mapping["expose_upstream_errors"]?.bool() { settings.exposeUpstreamErrors = expose }
+        if let limitsNode = mapping["limits"], let limits = limitsNode.mapping(allowed: limitKeys) {
+            if let value = limits["max_concurrent_requests"]?.integer(in: 1...1_000_000) {
+                settings.limits.maxConcurrentRequests = value
+            }
+            if let value = limits["max_open_streams"]?.integer(in: 1...1_000_000) {
+                settings.limits.maxOpenStreams = value
+            }
+            if let value = limits["header_timeout"]?.duration() { settings.limits.requestHeaderTimeout = value }
+            if let value = limits["body_timeout"]?.duration() { settings.limits.requestBodyTimeout = value }
+            if let value = limits["lingering_timeout"]?.duration() { settings.limits.lingeringCloseTimeout = value }
+        }
+        let keysRead = node.diagnostics.errors.count == before
+        if keysRead, settings.apiKeys.isEmpty, !settings.allowUnauthenticated, !settings.isLoopback {
+            let where_ = mapping["host"] ?? node
+            where_.error(
+                "'\(settings.host)' is not a loopback address and no api_keys are set: anyone who can reach it could "
+                    + "use the gateway; set api_keys, or allow_unauthenticated: true to serve without keys"
+            )
+        }
         return settings
     }
 
-    /// The address and the number of keys; never the keys.
+    /// Whether ``host`` is a loopback address.
+    var isLoopback: Bool { GatewayConfiguration(host: host).isLoopback }
+
+    /// The address, whether authentication is on, the limits; never the keys.
     var description: String {
-        "\(host):\(port), \(apiKeys.count) API key\(apiKeys.count == 1 ? "" : "s"), max body \(maxBodySize) bytes"
+        var text = "\(host):\(port), "
+        if apiKeys.isEmpty {
+            text += allowUnauthenticated || !isLoopback ? "authentication OFF (allowed)" : "authentication off (loopback)"
+        } else {
+            text += "\(apiKeys.count) API key\(apiKeys.count == 1 ? "" : "s")"
+        }
+        text += ", max body \(maxBodySize) bytes, at most \(limits.maxConcurrentRequests) requests and "
+        text += "\(limits.maxOpenStreams) streams"
+        if exposeUpstreamErrors { text += ", upstream errors exposed" }
+        return text
+    }
+
+    /// Every field but the keys, which show as a count.
+    var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "host": host, "port": port, "apiKeys": "<\(apiKeys.count) redacted>",
+                "allowUnauthenticated": allowUnauthenticated, "maxBodySize": maxBodySize,
+                "exposeUpstreamErrors": exposeUpstreamErrors, "limits": limits,
+            ],
+            displayStyle: .struct
+        )
+    }
+}
+
+extension ChainSettings: CustomReflectable {
+    /// The chain's name, line and providers by name, kind and model: never a provider's key or headers.
+    var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "name": name, "line": line as Any,
+                "providers": providers.map { "\($0.name) [\($0.kind) \($0.model)]" },
+            ],
+            displayStyle: .struct
+        )
+    }
+}
+
+extension ConfigFile: CustomReflectable {
+    /// The path, the chains and the server settings, through their own redacting mirrors.
+    var customMirror: Mirror {
+        Mirror(
+            self,
+            children: ["path": path, "chains": chains, "server": server as Any, "warnings": warnings],
+            displayStyle: .struct
+        )
     }
 }

@@ -147,11 +147,38 @@ struct ConfigNode {
         return expanded.text
     }
 
+    /// The value's text, expanded, which must not be empty: a key or a URL, where an empty value (often a
+    /// `${VAR}` set to the empty string) would silently mean something else. The message never shows the value.
+    ///
+    /// - Parameter what: The value's name in the message, such as `the API key`.
+    func nonEmptyString(_ what: String) -> String? {
+        guard case .scalar(let scalar) = node else {
+            error("expected a string, got \(summary)")
+            return nil
+        }
+        guard let text = string() else { return nil }
+        guard text.isEmpty else { return text }
+        let empty = VariableExpansion.expand(scalar.string, environment: environment).empty
+        if empty.isEmpty {
+            error("\(what) is empty")
+        } else {
+            let names = empty.map { "${\($0)}" }.joined(separator: ", ")
+            error("\(what) is empty: \(names) is set to the empty string")
+        }
+        return nil
+    }
+
     /// The value as an integer within `range`.
     func integer(in range: ClosedRange<Int>) -> Int? {
         guard let text = scalarText(expecting: "an integer") else { return nil }
-        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
-            error("expected an integer, got '\(text)'")
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let value = Int(trimmed) else {
+            let digits = trimmed.drop { $0 == "-" || $0 == "+" }
+            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                error(Self.rangeMessage(range, got: trimmed))
+            } else {
+                error("expected an integer, got '\(text)'")
+            }
             return nil
         }
         guard range.contains(value) else {
@@ -192,7 +219,14 @@ struct ConfigNode {
     /// - Parameter allowZero: Whether `0` is acceptable.
     func duration(allowZero: Bool = false) -> Duration? {
         guard let text = scalarText(expecting: "a duration (e.g. 30s, 250ms)") else { return nil }
-        guard let value = DurationText.parse(text) else {
+        let value: Duration
+        switch DurationText.read(text) {
+        case .duration(let duration):
+            value = duration
+        case .tooLong:
+            error("duration '\(text)' is too long (at most \(DurationText.format(DurationText.longest)))")
+            return nil
+        case .invalid:
             error("invalid duration '\(text)' (expected e.g. 30s, 250ms)")
             return nil
         }

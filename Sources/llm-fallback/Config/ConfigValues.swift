@@ -13,16 +13,37 @@ enum DurationText {
     /// - Parameter text: The text, surrounding spaces allowed.
     /// - Returns: The duration, or `nil` when the text is not a duration.
     static func parse(_ text: String) -> Duration? {
+        guard case .duration(let duration) = read(text) else { return nil }
+        return duration
+    }
+
+    /// What ``read(_:)`` found.
+    enum Reading: Equatable {
+        /// A duration, at most ``longest``.
+        case duration(Duration)
+        /// A well-formed duration longer than ``longest``.
+        case tooLong
+        /// Not a duration.
+        case invalid
+    }
+
+    /// The longest duration a configuration may give: a day. No timeout, pause or grace period needs more, and a
+    /// longer one is a typo (or an attempt to make a figure overflow).
+    static let longest = Duration.seconds(86_400)
+
+    /// Parses a duration as ``parse(_:)`` does, telling an absurdly long one (``longest`` and beyond) from text that
+    /// is not a duration. Never traps: parts are summed in nanoseconds as `Double` and judged before any conversion.
+    static func read(_ text: String) -> Reading {
         let text = text.trimmingCharacters(in: .whitespaces)
-        if text == "0" { return .zero }
+        if text == "0" { return .duration(.zero) }
         var rest = Substring(text)
-        var total = Duration.zero
+        var nanosecondsTotal = 0.0
         var parts = 0
         while !rest.isEmpty {
             let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
             guard !number.isEmpty, number.filter({ $0 == "." }).count <= 1, number.first != ".", number.last != ".",
                 let value = Double(number)
-            else { return nil }
+            else { return .invalid }
             rest = rest.dropFirst(number.count)
             let unit = rest.prefix { $0.isLetter || $0 == "µ" }
             rest = rest.dropFirst(unit.count)
@@ -34,19 +55,23 @@ enum DurationText {
             case "s": nanosecondsPerUnit = 1e9
             case "m": nanosecondsPerUnit = 60e9
             case "h": nanosecondsPerUnit = 3600e9
-            default: return nil
+            default: return .invalid
             }
-            let nanoseconds = value * nanosecondsPerUnit
-            guard nanoseconds.isFinite, nanoseconds < 1e18 else { return nil }
-            total += .nanoseconds(Int64(nanoseconds.rounded()))
+            nanosecondsTotal += value * nanosecondsPerUnit
             parts += 1
         }
-        return parts > 0 ? total : nil
+        guard parts > 0 else { return .invalid }
+        let longestNanoseconds = Double(longest.components.seconds) * 1e9
+        guard nanosecondsTotal.isFinite, nanosecondsTotal <= longestNanoseconds else { return .tooLong }
+        return .duration(.nanoseconds(Int64(nanosecondsTotal.rounded())))
     }
 
     /// A short human form: `250ms`, `1.5s`, `2m`.
     static func format(_ duration: Duration) -> String {
+        // Clamped before any conversion: `Duration.components` traps past Int64.max seconds, `Int(_:)` past Int.max.
+        if duration >= .seconds(Int64(1) << 40) { return "\(Int64(1) << 40)s+" }
         let ms = duration.milliseconds
+        if ms >= 3_600_000, ms.truncatingRemainder(dividingBy: 3_600_000) == 0 { return "\(Int(ms / 3_600_000))h" }
         if ms >= 60_000, ms.truncatingRemainder(dividingBy: 60_000) == 0 { return "\(Int(ms / 60_000))m" }
         if ms >= 1000 {
             let seconds = ms / 1000
@@ -91,6 +116,8 @@ enum VariableExpansion {
         var missing: [String]
         /// Syntax problems, such as an unterminated `${`.
         var problems: [String]
+        /// Variables referenced as `${VAR}` that are set to the empty string.
+        var empty: [String] = []
     }
 
     /// Expands `${VAR}` (and `${VAR:-default}`) from `environment`; `$$` stands for a literal `$`.
@@ -107,6 +134,7 @@ enum VariableExpansion {
         var output = ""
         var missing: [String] = []
         var problems: [String] = []
+        var empty: [String] = []
         var index = text.startIndex
         while index < text.endIndex {
             let character = text[index]
@@ -140,6 +168,7 @@ enum VariableExpansion {
                     output += value.isEmpty ? fallback : value
                 } else if let value = environment[name] {
                     output += value
+                    if value.isEmpty { empty.append(name) }
                 } else {
                     missing.append(name)
                 }
@@ -149,7 +178,7 @@ enum VariableExpansion {
                 index = next
             }
         }
-        return Result(text: output, missing: missing, problems: problems)
+        return Result(text: output, missing: missing, problems: problems, empty: empty)
     }
 
     private static func isValidName(_ name: String) -> Bool {
