@@ -69,7 +69,8 @@ import Testing
             .respond("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end", thenClose: true)
         }
         defer { Task { try? await server.shutdown() } }
-        let transport = NIOHTTPClientTransport(configuration: .init(maximumConnectionsPerHost: 1))
+        // A wait bound far off: a loaded machine may take seconds per connection.
+        let transport = NIOHTTPClientTransport(configuration: .init(maximumConnectionsPerHost: 1, connectionWaitTimeout: .seconds(600)))
         let bodies = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<6 {
                 group.addTask {

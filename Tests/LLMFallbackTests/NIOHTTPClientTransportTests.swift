@@ -109,7 +109,10 @@ import Testing
 
     @Test func theConnectionLimitQueuesRequests() async throws {
         try await withServer { server in
-            let transport = NIOHTTPClientTransport(configuration: .init(maximumConnectionsPerHost: 2))
+            let transport = NIOHTTPClientTransport(
+                // A wait bound far off: a loaded machine may take seconds per request.
+                configuration: .init(maximumConnectionsPerHost: 2, connectionWaitTimeout: .seconds(600))
+            )
             server.script("m", .delayed(.milliseconds(10), .text("queued")))
             let chain = makeChain([server.openAI("m", key: Self.key)], transport)
             let answers = try await withThrowingTaskGroup(of: String.self) { group in

@@ -79,7 +79,7 @@ public struct NIOHTTPClientTransport: HTTPTransport {
         ///     by default).
         ///   - maximumWaitersPerHost: The most requests waiting for a connection to one scheme, host and port
         ///     (512 by default; 0: none wait, a request finding every connection busy fails at once).
-        ///   - connectionWaitTimeout: The longest wait for a connection (5 seconds by default).
+        ///   - connectionWaitTimeout: The longest wait for a connection (10 seconds by default).
         ///   - tlsConfiguration: TLS settings for `https` URLs (full verification by default).
         public init(
             maximumConnectionsPerHost: Int = 2048,
@@ -87,7 +87,7 @@ public struct NIOHTTPClientTransport: HTTPTransport {
             connectTimeout: Duration = .seconds(10),
             maximumBufferedBodyBytes: Int = 1 << 20,
             maximumWaitersPerHost: Int = 512,
-            connectionWaitTimeout: Duration = .seconds(5),
+            connectionWaitTimeout: Duration = .seconds(10),
             tlsConfiguration: TLSConfiguration = .makeClientConfiguration()
         ) {
             self.maximumConnectionsPerHost = max(1, maximumConnectionsPerHost)
