@@ -209,8 +209,7 @@ final class GatewayCore: Sendable {
             return await streamCompletion(parsed, chain: chain, watch: watch, eventLoop: context.channel.eventLoop)
         }
         do {
-            let request = parsed.request
-            let answer = try await watch.cancelling { try await chain.chat(request) }
+            let answer = try await watch.cancelling { try await chain.chat(parsed.request) }
             return Answer(response: completionResponse(answer))
         } catch {
             return Answer(response: chainErrorResponse(error, chain: chain, chainName: parsed.model))
@@ -267,7 +266,6 @@ final class GatewayCore: Sendable {
             limiter.streams.release()
             return Answer(response: chainErrorResponse(error, chain: chain, chainName: parsed.model))
         }
-        // The first chunk was awaited in the watch's child task: a client that left cancelled that, not this one.
         if Task.isCancelled || watch?.isClosed == true {
             limiter.streams.release()
             return Answer(response: chainErrorResponse(CancellationError(), chain: chain, chainName: parsed.model))
@@ -310,20 +308,11 @@ final class GatewayCore: Sendable {
     /// frames), so this loop keeps only a buffer across its suspensions: the chunks are taken and encoded by
     /// ``ChunkSource/nextEvents(allocator:)``, and the ending is worked out synchronously.
     func writeStream(_ source: ChunkSource, writer: inout any ResponseBodyWriter) async throws {
-        // The relay runs as the connection watch's child task (so that a client leaving cancels it); the writer
-        // goes with it and comes back when it has ended.
-        let relay = StreamRelay(writer: writer)
-        let allocator = self.allocator
-        do {
-            try await source.watch.cancelling {
-                while let events = await source.nextEvents(allocator: allocator) {
-                    try await relay.writer.write(events)
-                }
+        try await source.watch.cancelling {
+            while let events = await source.nextEvents(allocator: allocator) {
+                try await writer.write(events)
             }
-        } catch is CancellationError {
-            // The client left (or the shutdown grace period ran out): the ending below says which.
         }
-        writer = relay.writer
         try await writer.write(streamEnding(source))
         try await writer.finish(nil)
     }
@@ -331,7 +320,6 @@ final class GatewayCore: Sendable {
     /// The last bytes of a stream: `data: [DONE]` (after the usage chunk, when asked for), or the error event.
     func streamEnding(_ source: ChunkSource) -> ByteBuffer {
         var failure = source.failure
-        // The relay ran as the watch's child task: a client that left cancelled it, not this task.
         if failure == nil && (Task.isCancelled || source.watch?.isClosed == true) {
             failure = CancellationError()
         }
@@ -434,19 +422,6 @@ extension GatewayCore: CustomStringConvertible, CustomReflectable {
     /// The chains' names and the configuration: never the authenticator's keys or the redactor's secrets.
     var customMirror: Mirror {
         Mirror(self, children: ["chains": chainNames, "configuration": configuration], displayStyle: .class)
-    }
-}
-
-/// Carries a stream's response body writer into the relay's child task and back (see
-/// ``GatewayCore/writeStream(_:writer:)``).
-///
-/// Only one task uses it at a time: the relay while it runs, the handler's task after the relay has ended (the
-/// watch waits for its child), which is what makes the unchecked `Sendable` sound.
-final class StreamRelay: @unchecked Sendable {
-    var writer: any ResponseBodyWriter
-
-    init(writer: any ResponseBodyWriter) {
-        self.writer = writer
     }
 }
 
@@ -556,7 +531,7 @@ final class ChunkSource: @unchecked Sendable {
 
 extension Optional where Wrapped == ConnectionWatch {
     /// Runs `operation`, cancelled if the client goes away (when the connection is watched).
-    func cancelling<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    func cancelling<T>(_ operation: () async throws -> T) async throws -> T {
         switch self {
         case .some(let watch): return try await watch.cancellingOnDisconnect(operation)
         case .none: return try await operation()
