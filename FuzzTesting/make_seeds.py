@@ -91,7 +91,7 @@ def main():
             for value in values:
                 if is_sse(value):
                     # SSE streams need their blank lines; fixtures written with `\n\n` keep them.
-                    add("FuzzSSE", bytes([0]) + value)
+                    add("FuzzSSE", bytes([2]) + value)
                     add("FuzzSSE", bytes([6]) + value)
                     for f in ([fmt] if fmt else ["OpenAI", "Anthropic", "Gemini"]):
                         add(f"Fuzz{f}Stream", value)

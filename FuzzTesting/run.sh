@@ -50,6 +50,12 @@ WORK=.build/fuzz
 mkdir -p "${WORK}/logs"
 # Swift's own crash handler does not get along with AddressSanitizer; libFuzzer prints the stack instead.
 export SWIFT_BACKTRACE=enable=no
+# Symbolizing a crash's stack takes llvm-symbolizer half a minute on these binaries: not while fuzzing (each
+# kept input is replayed, symbolized, below).
+FUZZ_ASAN_OPTIONS="symbolize=0"
+TRIAGE_ASAN_OPTIONS="symbolize=1"
+# How many kept inputs of one run are replayed to tell the findings apart.
+TRIAGE_LIMIT=8
 
 summary=()
 for FUZZ_TEST in "${FUZZ_TESTS[@]}"; do
@@ -63,7 +69,7 @@ for FUZZ_TEST in "${FUZZ_TESTS[@]}"; do
   before=$(find "${artifacts}" -type f | wc -l)
   echo "=== ${FUZZ_TEST}: ${SECONDS_PER_TARGET} s"
   # The run's own exit status says whether it crashed; the counts below say so too.
-  nice -n 19 timeout -s KILL $((SECONDS_PER_TARGET + 120)) "${binary}" "${corpus}" \
+  ASAN_OPTIONS="${FUZZ_ASAN_OPTIONS}" nice -n 19 timeout -s KILL $((SECONDS_PER_TARGET + 120)) "${binary}" "${corpus}" \
     -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="${SECONDS_PER_TARGET}" -max_len="${MAX_LEN}" -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix="${artifacts}/" > "${log}" 2>&1 < /dev/null || true
@@ -73,14 +79,19 @@ for FUZZ_TEST in "${FUZZ_TESTS[@]}"; do
   coverage=$(sed -E 's/.*cov: ([0-9]+) .*/\1/' <<< "${last}")
   after=$(find "${artifacts}" -type f | wc -l)
   echo "executions: ${executions:-?}  coverage: ${coverage:-?}  oom/timeout/crash: ${counts:-?}  new inputs kept: $((after - before))"
-  # One line per distinct finding: replay each kept input and take the trap's message or the sanitizer's summary.
+  # One line per distinct finding: replay kept inputs (the newest first) and take the trap's message, if any, and
+  # the first frame in the project's code that is not the fuzz harness.
   declare -A seen=()
-  for artifact in "${artifacts}"/*; do
-    [[ -f "${artifact}" ]] || continue
-    reason=$(timeout -s KILL 60 "${binary}" "${artifact}" 2>&1 < /dev/null \
-      | grep -m1 -E 'Fatal error|fatal error|ERROR: AddressSanitizer|ERROR: libFuzzer|SUMMARY' \
-      | sed -E 's/==[0-9]+==//; s/ at pc .*//' || true)
-    [[ -n "${reason}" ]] || reason="(does not reproduce alone)"
+  replayed=0
+  for artifact in $(ls -t "${artifacts}" 2>/dev/null); do
+    artifact="${artifacts}/${artifact}"
+    [[ -f "${artifact}" && ${replayed} -lt ${TRIAGE_LIMIT} ]] || continue
+    replayed=$((replayed + 1))
+    trace=$(ASAN_OPTIONS="${TRIAGE_ASAN_OPTIONS}" nice -n 19 timeout -s KILL 300 "${binary}" "${artifact}" 2>&1 < /dev/null || true)
+    message=$(grep -m1 -E 'Fatal error|ERROR: AddressSanitizer|ERROR: libFuzzer' <<< "${trace}" | sed -E 's/==[0-9]+==//; s/ at pc .*//' || true)
+    frame=$(grep -E '^ +#[0-9]+ .* in .*/Sources/' <<< "${trace}" | grep -v -E 'FuzzEntryPoints.swift|FuzzTesting/|<compiler-generated>' \
+      | head -1 | sed -E 's/.*\/Sources\//Sources\//' || true)
+    reason="${message:0:110}"; reason="${reason:-(does not reproduce alone)}${frame:+ at ${frame}}"
     if [[ -z "${seen[${reason}]+x}" ]]; then
       seen[${reason}]="${artifact}"
       echo "  finding: ${reason}"

@@ -18,10 +18,18 @@ nonisolated(unsafe) private var entryPoint: ((UnsafeRawBufferPointer) -> Void)?
 public func fuzz(_ body: @escaping (UnsafeRawBufferPointer) -> Void) -> Never {
     entryPoint = body
     var argc = CommandLine.argc
-    var argv = CommandLine.unsafeArgv
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
     let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in
         entryPoint!(UnsafeRawBufferPointer(start: data, count: size))
         return 0
     }
     exit(status)
+}
+
+/// libFuzzer's `main` is linked all the same (and needs this symbol), though the renamed entry point replaces it:
+/// both run the same entry point.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    entryPoint?(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
 }
