@@ -32,7 +32,8 @@ enum FuzzFailCases {
         var open: [String: String] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            open[line[..<colon].trimmingCharacters(in: .whitespaces)] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
+            open[key] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return open
     }
@@ -72,7 +73,9 @@ struct FuzzFailCaseTests {
             )
         }
         let cases = FuzzFailCases.all()
-        for (key, _) in FuzzFailCases.openCases() where !FuzzFailCases.replayedElsewhere.contains(String(key.prefix { $0 != "/" })) {
+        for key in FuzzFailCases.openCases().keys {
+            let target = String(key.prefix { $0 != "/" })
+            guard !FuzzFailCases.replayedElsewhere.contains(target) else { continue }
             #expect(cases.contains { "\($0.target)/\($0.name)" == key }, "OPEN lists \(key), which is not kept")
         }
     }
@@ -90,7 +93,8 @@ struct FuzzFailCaseTests {
 
     /// Runs the case in a child process, which must exit normally.
     private static func expectCleanRun(_ failCase: FuzzFailCase) async {
-        await #expect(processExitsWith: .success) { [target = failCase.target as String, bytes = failCase.bytes as [UInt8]] in
+        await #expect(processExitsWith: .success) {
+            [target = failCase.target as String, bytes = failCase.bytes as [UInt8]] in
             bytes.withUnsafeBytes { FuzzEntryPoints.targets[target]!($0) }
         }
     }

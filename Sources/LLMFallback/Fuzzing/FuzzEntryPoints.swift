@@ -382,8 +382,11 @@ public final class HTTPClientFuzzHarness {
         connection.adopt()
     }
 
-    /// Sends a request on the connection (which fails it at once when the connection is not idle). Nobody waits
-    /// for its response: a streamed body's reader is gone from the start, so the connection drains it.
+    /// Sends a request on the connection. Nobody waits for its response: a streamed body's reader is gone from the
+    /// start, so the connection drains it.
+    ///
+    /// Send one request per harness: a request that fails on a connection that already answered one is retried on
+    /// a new connection, which the pool would really open.
     public func sendRequest() {
         let request = RequestExecution(
             pool: pool,
