@@ -201,18 +201,23 @@ extension FallbackChain {
             expiry.setTimer(clock.schedule(at: wake) { watchdog() })
         }
         watchdog()
-        let result = await expiry.run {
-            await self.readStream(
-                entry: entry,
-                resolved: resolved,
-                request: request,
-                timeout: timeout,
-                attemptNumber: attemptNumber,
-                progress: progress,
-                watch: watch,
-                continuation: continuation
-            )
-        } ?? .cancelled
+        let result = await withTaskGroup(of: AttemptResult<StreamSummary>.self) { group in
+            group.addTask {
+                await expiry.run {
+                    await self.readStream(
+                        entry: entry,
+                        resolved: resolved,
+                        request: request,
+                        timeout: timeout,
+                        attemptNumber: attemptNumber,
+                        progress: progress,
+                        watch: watch,
+                        continuation: continuation
+                    )
+                }
+            }
+            return await group.next() ?? .cancelled
+        }
         expiry.finish()
         switch result {
         case .success(let summary, _):

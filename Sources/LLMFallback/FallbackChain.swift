@@ -633,9 +633,12 @@ public final class FallbackChain: Sendable {
         let started = clock.now()
         let expiry = AttemptExpiry()
         expiry.setTimer(clock.schedule(at: started + timeout) { expiry.expire("no complete answer within \(formatDuration(timeout))") })
-        let result = await expiry.run {
-            await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
-        } ?? .cancelled
+        let result = await withTaskGroup(of: AttemptResult<ChatResponse>.self) { group in
+            group.addTask {
+                await expiry.run { await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout) }
+            }
+            return await group.next() ?? .cancelled
+        }
         expiry.finish()
         switch result {
         case .success(let response, _):

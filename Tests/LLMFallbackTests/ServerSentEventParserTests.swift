@@ -55,3 +55,24 @@ import Testing
         #expect(parser.hasPendingEvent)
     }
 }
+
+@Suite struct ServerSentEventByteOrderMarkTests {
+    /// Found by FuzzSSE: a mark split across reads was kept in the first field's name, and that event was lost.
+    @Test(arguments: [1, 2])
+    func aByteOrderMarkSplitAcrossReadsIsStripped(_ firstRead: Int) throws {
+        let bytes: [UInt8] = [0xEF, 0xBB, 0xBF] + Array("data: a\n\n".utf8)
+        var parser = ServerSentEventParser()
+        var events: [ServerSentEvent] = []
+        try parser.feed(bytes[..<firstRead], into: &events)
+        try parser.feed(bytes[firstRead...], into: &events)
+        #expect(events.map(\.data) == ["a"])
+    }
+
+    @Test func aStreamThatOnlyLooksLikeAMarkKeepsItsBytes() throws {
+        var parser = ServerSentEventParser()
+        var events: [ServerSentEvent] = []
+        try parser.feed([0xEF], into: &events)
+        try parser.feed(Array("X\ndata: b\n\n".utf8), into: &events)
+        #expect(events.map(\.data) == ["b"])
+    }
+}

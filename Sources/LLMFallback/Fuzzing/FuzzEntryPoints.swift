@@ -47,19 +47,26 @@ public enum FuzzEntryPoints {
         let stream = UnsafeRawBufferPointer(rebasing: input.dropFirst())
         let pieceSize = Int(first) + 1
 
-        var whole = ServerSentEventParser()
+        // A small bound, so that inputs cross it: the parser must refuse them the same way however they arrive.
+        let limit = 512
+        var whole = ServerSentEventParser(maximumEventBytes: limit)
         var wholeEvents: [ServerSentEvent] = []
-        whole.feed(stream, into: &wholeEvents)
+        let wholeRefused = (try? whole.feed(stream, into: &wholeEvents)) == nil
 
-        var split = ServerSentEventParser()
+        var split = ServerSentEventParser(maximumEventBytes: limit)
         var splitEvents: [ServerSentEvent] = []
+        var splitRefused = false
         var start = 0
-        while start < stream.count {
+        while start < stream.count, !splitRefused {
             let end = min(stream.count, start + pieceSize)
-            split.feed(UnsafeRawBufferPointer(rebasing: stream[start..<end]), into: &splitEvents)
+            splitRefused = (try? split.feed(UnsafeRawBufferPointer(rebasing: stream[start..<end]), into: &splitEvents)) == nil
             start = end
         }
-
+        check(wholeRefused == splitRefused, "an SSE stream is refused whole but not split (or the reverse)")
+        if wholeRefused { return }
+        for event in wholeEvents {
+            check(event.data.utf8.count <= limit, "an SSE event is longer than the parser's bound")
+        }
         check(wholeEvents == splitEvents, "SSE events differ when the stream is split into \(pieceSize)-byte pieces")
         check(whole.hasPendingEvent == split.hasPendingEvent, "SSE pending state differs when the stream is split")
         for event in wholeEvents {
@@ -263,7 +270,7 @@ public enum FuzzEntryPoints {
     public static func decodeStream(_ format: WireFormat, _ input: UnsafeRawBufferPointer) {
         var parser = ServerSentEventParser()
         var events: [ServerSentEvent] = []
-        parser.feed(input, into: &events)
+        guard (try? parser.feed(input, into: &events)) != nil, (try? parser.finish(into: &events)) != nil else { return }
         var decoder = format.adapter.makeStreamDecoder(for: provider(format))
         for event in events {
             do throws(ProviderError) {

@@ -47,83 +47,39 @@ extension Duration {
     }
 }
 
-/// Ends an attempt when its time is up, without a sleeping task.
+/// Ends an attempt when its time is up, without a task of its own.
 ///
-/// ``run(_:)`` runs the attempt in a child task of a group, beside a second child that waits (on a continuation,
-/// without a timer of its own) for the attempt to expire or end. A timer on the chain's clock calls
-/// ``expire(_:)``, which wakes that waiter; the group then cancels the attempt, leaving the request free to fail
-/// over. On the real clock the timer is an event loop callback: arming and disarming it costs far less than a
-/// sleeping task per attempt, and it holds no task memory while a stream runs.
-///
-/// Cancellation stays structured: nothing stores a reference to a task or cancels one from another thread, and
-/// no lock is held while anything is resumed or cancelled (review finding 19).
+/// The attempt runs in a child task (``run(_:)``), so that cancelling it leaves the request free to fail over; a
+/// timer on the chain's clock calls ``expire(_:)``, which cancels that child (through ``TaskCancellation``, never
+/// under a lock) and keeps the reason. An attempt that answers first disarms it with ``finish()``. On the real
+/// clock the timer is an event loop callback: arming and disarming it costs far less than a sleeping task per
+/// attempt, and it holds no task memory while a stream runs.
 final class AttemptExpiry: Sendable {
     private struct State {
         var reason: String?
         var timer: ScheduledAction?
         var finished = false
-        var waiterCancelled = false
-        var waiter: CheckedContinuation<Void, Never>?
     }
 
     private let state = Mutex(State())
+    private let cancellation = TaskCancellation()
 
     /// Why the attempt expired; `nil` while it has not.
     var reason: String? { state.withLock { $0.reason } }
 
-    /// Runs `operation` in a child task, cancelled when the attempt expires (or at once if it already has).
-    ///
-    /// - Returns: What `operation` returned (after a cancellation, whatever it returns then); `nil` only when the
-    ///   group ended without it, which cannot happen.
-    func run<T: Sendable>(_ operation: @escaping @Sendable () async -> T) async -> T? {
-        await withTaskGroup(of: T?.self) { group in
-            group.addTask { await operation() }
-            group.addTask {
-                await self.waitForExpiryOrEnd()
-                return nil
-            }
-            var value: T?
-            while let next = await group.next() {
-                if let next {
-                    value = next
-                    finish()  // wakes the waiter, so the group can end
-                } else {
-                    group.cancelAll()  // expired (or already finished: then this cancels nothing running)
-                }
-            }
-            return value
-        }
+    /// Runs `operation` (in the child task), cancelled when the attempt expires (or at once if it already has).
+    func run<T>(_ operation: () async -> T) async -> T {
+        await cancellation.run(operation)
     }
 
-    private func waitForExpiryOrEnd() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { state -> Bool in
-                    if state.reason != nil || state.finished || state.waiterCancelled { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                state.waiterCancelled = true
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
-        }
-    }
-
-    /// Marks the attempt expired for `reason`; its task is cancelled.
+    /// Marks the attempt expired for `reason` and cancels its task.
     func expire(_ reason: String) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.finished, state.reason == nil else { return nil }
+        let expired = state.withLock { state -> Bool in
+            guard !state.finished, state.reason == nil else { return false }
             state.reason = reason
-            defer { state.waiter = nil }
-            return state.waiter
+            return true
         }
-        waiter?.resume()
+        if expired { cancellation.cancel() }
     }
 
     /// Replaces the pending timer (a watchdog re-arms itself); cancels `timer` at once when the attempt is over.
@@ -138,15 +94,11 @@ final class AttemptExpiry: Sendable {
 
     /// The attempt is over: the timer is cancelled and a late expiry does nothing.
     func finish() {
-        let (timer, waiter) = state.withLock { state -> (ScheduledAction?, CheckedContinuation<Void, Never>?) in
+        let timer = state.withLock { state -> ScheduledAction? in
             state.finished = true
-            defer {
-                state.timer = nil
-                state.waiter = nil
-            }
-            return (state.timer, state.waiter)
+            defer { state.timer = nil }
+            return state.timer
         }
         timer?.cancel()
-        waiter?.resume()
     }
 }

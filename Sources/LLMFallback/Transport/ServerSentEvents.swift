@@ -44,6 +44,7 @@ public struct ServerSentEventParser: Sendable {
     private var lastID: String?
     private var skipNextLF = false
     private var atStart = true
+    private var byteOrderMarkSeen = 0
 
     /// Creates a parser.
     ///
@@ -68,27 +69,38 @@ public struct ServerSentEventParser: Sendable {
     /// - Throws: ``EventTooLarge`` when a line or an event crosses ``maximumEventBytes``.
     public mutating func feed(_ bytes: some Collection<UInt8>, into events: inout [ServerSentEvent]) throws(EventTooLarge) {
         var bytes = bytes[...]
-        if atStart {
-            if bytes.isEmpty { return }
-            atStart = false
-            // Strip a UTF-8 byte-order mark, when the stream opens with one.
-            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        while atStart, let byte = bytes.first {
+            // Strip a UTF-8 byte-order mark when the stream opens with one, even split across reads (found by
+            // FuzzSSE: a first read shorter than the mark left it in the first field's name).
+            if byte == Self.byteOrderMark[byteOrderMarkSeen] {
+                byteOrderMarkSeen += 1
+                bytes = bytes.dropFirst()
+                if byteOrderMarkSeen == Self.byteOrderMark.count { atStart = false }
+            } else {
+                atStart = false
+                for partial in Self.byteOrderMark[..<byteOrderMarkSeen] { try consume(partial, into: &events) }
+            }
         }
-        for byte in bytes {
-            if skipNextLF {
-                skipNextLF = false
-                if byte == 0x0A { continue }
-            }
-            switch byte {
-            case 0x0A:
-                try processLine(into: &events)
-            case 0x0D:
-                try processLine(into: &events)
-                skipNextLF = true
-            default:
-                if line.count >= maximumEventBytes { throw EventTooLarge(limit: maximumEventBytes) }
-                line.append(byte)
-            }
+        for byte in bytes { try consume(byte, into: &events) }
+    }
+
+    private static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
+    @inline(__always)
+    private mutating func consume(_ byte: UInt8, into events: inout [ServerSentEvent]) throws(EventTooLarge) {
+        if skipNextLF {
+            skipNextLF = false
+            if byte == 0x0A { return }
+        }
+        switch byte {
+        case 0x0A:
+            try processLine(into: &events)
+        case 0x0D:
+            try processLine(into: &events)
+            skipNextLF = true
+        default:
+            if line.count >= maximumEventBytes { throw EventTooLarge(limit: maximumEventBytes) }
+            line.append(byte)
         }
     }
 
