@@ -128,11 +128,22 @@ final class MockHTTPHandler: ChannelInboundHandler {
         }
         self.isDriving = true
         defer { self.isDriving = false }
+        var steps = 0
         repeat {
             self.stepRequested = false
+            if steps == Self.stepsPerTurn, case .responding(let response) = self.phase {
+                // Give the event loop back now and then: a long stream written in one go starved every other
+                // connection on this loop (other tests' servers and clients) for seconds.
+                let serial = response.serial
+                context.eventLoop.assumeIsolated().execute { self.continueResponse(serial, context: context) }
+                return
+            }
+            steps += 1
             self.performNextStep(context: context)
         } while self.stepRequested
     }
+
+    private static let stepsPerTurn = 64
 
     /// Performs the next step of the current response; steps that complete later call back into ``drive(context:)``.
     private func performNextStep(context: ChannelHandlerContext) {
