@@ -253,7 +253,7 @@ import Testing
 
     @Test func everyWayBackToIdleLeavesTheIdleTimerArmed() {
         // Whatever the order of the timer and the requests, an idle open connection has its timer armed.
-        var generator = SplitMix(seed: 0x5EED)
+        var generator = SeededGenerator(seed: 0x5EED)
         for _ in 0..<200 {
             var machine = idle()
             var now = Self.t0
@@ -424,7 +424,7 @@ import Testing
     // MARK: Any order of events
 
     @Test func noOrderOfEventsTrapsOrLeavesAPooledConnectionPaused() {
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         let parts: [HTTPClientResponsePart] = [
             .head(Self.framed(["transfer-encoding": "chunked"])), .head(Self.framed([:])), .head(Self.framed(["content-length": "0", "connection": "close"])),
             .body(ByteBuffer(string: "x")), .end(nil),
@@ -479,19 +479,6 @@ import Testing
             account(machine.channelInactive(), machine)
             #expect(!requestOwed && !bodyOwed)
         }
-    }
-}
-
-/// A small seeded generator, so a failing sequence can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
