@@ -72,9 +72,12 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Bounds how many tests run at once (see its source): linked into the one test bundle by every test target.
+        .target(name: "TestRunPacing", path: "Tests/TestRunPacing"),
         .testTarget(
             name: "LLMFallbackTests",
             dependencies: [
+                "TestRunPacing",
                 "LLMFallback",
                 "LLMFallbackTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,6 +94,7 @@ let package = Package(
         .testTarget(
             name: "LLMFallbackTestingTests",
             dependencies: [
+                "TestRunPacing",
                 "LLMFallbackTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +104,7 @@ let package = Package(
         .testTarget(
             name: "LLMFallbackGatewayTests",
             dependencies: [
+                "TestRunPacing",
                 "LLMFallbackGateway",
                 "LLMFallback",
                 "LLMFallbackTesting",
@@ -112,6 +117,7 @@ let package = Package(
         .testTarget(
             name: "LLMFallbackCLITests",
             dependencies: [
+                "TestRunPacing",
                 "llm-fallback",
                 "LLMFallback",
                 "LLMFallbackTesting",
@@ -120,7 +126,7 @@ let package = Package(
     ]
 )
 
-for target in package.targets {
+for target in package.targets where target.name != "TestRunPacing" {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))

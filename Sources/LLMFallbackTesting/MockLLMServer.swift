@@ -196,29 +196,72 @@ public final class MockLLMServer: Sendable {
     /// Suspends until at least `count` requests (for `model`, if given) have been recorded.
     ///
     /// Returns at once when they already have. There is no polling: the task is resumed by the connection that
-    /// records the last request needed. Also returns when the server shuts down or the task is cancelled.
+    /// records the last request needed. The wait is bounded, so a test whose requests never arrive fails instead of
+    /// hanging the run.
     ///
     /// ```swift
     /// async let answer = client.complete(request)
-    /// await server.waitForRequests(1, model: "gpt-4o")
+    /// try await server.waitForRequests(1, model: "gpt-4o")
     /// ```
     ///
     /// - Parameters:
     ///   - count: The number of requests to wait for, counted since the start or the last ``reset()``.
     ///   - model: Counts only the requests for this model when given.
-    public func waitForRequests(_ count: Int, model: String? = nil) async {
-        await self.state.wait(until: .requests(count, model: model))
+    ///   - timeout: The longest real time to wait.
+    /// - Throws: ``WaitTimeout`` when the requests have not arrived within `timeout` or before the server shut down;
+    ///   `CancellationError` when the waiting task is cancelled.
+    public func waitForRequests(_ count: Int, model: String? = nil, timeout: Duration = .seconds(30)) async throws {
+        try await self.wait(until: .requests(count, model: model), timeout: timeout) {
+            let arrived = model.map { self.requests(for: $0).count } ?? self.requests.count
+            let what = model.map { "\(count) requests for \(String(reflecting: $0))" } ?? "\(count) requests"
+            return "waited \(timeout) for \(what), but \(arrived) arrived"
+        }
     }
 
     /// Suspends until at least `count` requests have been abandoned by their client (see ``abandonedRequests``).
     ///
-    /// Returns at once when they already have; also returns when the server shuts down or the task is cancelled.
+    /// Returns at once when they already have.
     ///
-    /// - Parameter count: The number of abandoned requests to wait for.
-    public func waitForAbandonedRequests(_ count: Int) async {
-        await self.state.wait(until: .abandonedRequests(count))
+    /// - Parameters:
+    ///   - count: The number of abandoned requests to wait for.
+    ///   - timeout: The longest real time to wait.
+    /// - Throws: ``WaitTimeout`` when they have not been abandoned within `timeout` or before the server shut down;
+    ///   `CancellationError` when the waiting task is cancelled.
+    public func waitForAbandonedRequests(_ count: Int, timeout: Duration = .seconds(30)) async throws {
+        try await self.wait(until: .abandonedRequests(count), timeout: timeout) {
+            "waited \(timeout) for \(count) abandoned requests, but \(self.abandonedRequests) were abandoned"
+        }
+    }
+
+    /// A wait on the server that ended before what it waited for happened.
+    public struct WaitTimeout: Error, Sendable, CustomStringConvertible {
+        /// What was waited for and what happened instead.
+        public var description: String
+    }
+
+    private func wait(
+        until condition: ServerState.WaitCondition,
+        timeout: Duration,
+        describe: @escaping @Sendable () -> String
+    ) async throws {
+        let met = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.state.wait(until: condition)
+                return self.state.isMet(condition)
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let met = try await group.next() ?? false
+            group.cancelAll()
+            return met
+        }
+        try Task.checkCancellation()
+        if !met { throw WaitTimeout(description: describe()) }
     }
 }
+
 
 /// Starts a ``MockLLMServer``, runs `body` with it, and shuts it down, whether `body` returns or throws.
 ///

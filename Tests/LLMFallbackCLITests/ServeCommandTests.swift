@@ -125,7 +125,7 @@ struct ServeCommandTests {
             }
             let body = #"{"model":"default","messages":[{"role":"user","content":"Hi"}]}"#
             let hanging = Task { try? await postJSON(port: port, body: body) }
-            await server.waitForRequests(1)
+            try await server.waitForRequests(1)
             let refused = try await postJSON(port: port, body: body)
             #expect(refused.status == 503, "\(refused.body)")
             #expect(refused.body.contains("gateway_overloaded"))

@@ -131,7 +131,7 @@ struct HardeningTests {
                 Task { try await gateway.chat("default") },
                 Task { try await gateway.chat("default") },
             ]
-            await server.waitForRequests(2, model: "model-primary")
+            try await server.waitForRequests(2, model: "model-primary")
             let started = ContinuousClock.now
             let refused = try await gateway.chat("default")
             #expect(ContinuousClock.now - started < .seconds(3), "refused at once, not queued")

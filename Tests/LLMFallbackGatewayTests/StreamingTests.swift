@@ -150,7 +150,7 @@ struct StreamingTests {
             reader.cancel()
             _ = await reader.result
             try await within(.seconds(10), "the upstream request to be abandoned") {
-                await server.waitForAbandonedRequests(1)
+                try await server.waitForAbandonedRequests(1)
             }
             #expect(server.abandonedRequests == 1)
         }
@@ -166,11 +166,11 @@ struct StreamingTests {
                 request.body = .bytes(ByteBuffer(string: chatBody("default")))
                 _ = try await gateway.client.execute(request, timeout: .seconds(30))
             }
-            await server.waitForRequests(1, model: "model-primary")
+            try await server.waitForRequests(1, model: "model-primary")
             request.cancel()
             _ = await request.result
             try await within(.seconds(10), "the upstream request to be abandoned") {
-                await server.waitForAbandonedRequests(1)
+                try await server.waitForAbandonedRequests(1)
             }
             #expect(server.abandonedRequests == 1)
             #expect(server.requests(for: "model-backup").isEmpty, "a client that left must not cause a failover")
@@ -226,7 +226,7 @@ struct StreamingTests {
                 #expect(!events.contains("[DONE]"))
                 #expect(events.count < 100)
                 try await within(.seconds(10), "the upstream request to be abandoned") {
-                    await server.waitForAbandonedRequests(1)
+                    try await server.waitForAbandonedRequests(1)
                 }
             }
         }

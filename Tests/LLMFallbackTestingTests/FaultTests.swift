@@ -229,7 +229,7 @@ struct FaultTests {
                 )
             }
             #expect(server.requests(for: "gpt-4o").count == 1)
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             #expect(server.abandonedRequests == 1)
         }
     }
@@ -240,10 +240,10 @@ struct FaultTests {
             let request = Task {
                 try await client.send(.anthropic, to: server, model: "claude", stream: true)
             }
-            await server.waitForRequests(1, model: "claude")
+            try await server.waitForRequests(1, model: "claude")
             request.cancel()
             await #expect(throws: (any Error).self) { try await request.value }
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             #expect(server.abandonedRequests == 1)
         }
     }
@@ -253,6 +253,8 @@ struct FaultTests {
             server.script("gpt-4o", .stallAfter(chunks: 2, text: "one two three"))
             let (progress, progressContinuation) = AsyncStream.makeStream(of: String.self)
             let reader = Task {
+                // However the read ends, the wait below ends with it (a failed request must not hang the test).
+                defer { progressContinuation.finish() }
                 let response = try await client.execute(
                     .post(server.openAIBaseURL + "/chat/completions", json: #"{"model":"gpt-4o","stream":true}"#),
                     timeout: .seconds(30)
@@ -274,7 +276,7 @@ struct FaultTests {
             #expect(server.abandonedRequests == 0)
             reader.cancel()
             await #expect(throws: (any Error).self) { try await reader.value }
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             #expect(server.abandonedRequests == 1)
         }
     }

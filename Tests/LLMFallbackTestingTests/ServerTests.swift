@@ -99,11 +99,11 @@ struct ServerTests {
         try await withServer { server, client in
             server.script("slow", .hang)
             let hanging = Task { try await client.send(.openAI, to: server, model: "slow") }
-            await server.waitForRequests(1, model: "slow")
+            try await server.waitForRequests(1, model: "slow")
             _ = try await client.send(.openAI, to: server, model: "fast")
             #expect(server.connectionsAccepted == 2)
             hanging.cancel()
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
         }
     }
 
@@ -119,37 +119,49 @@ struct ServerTests {
                     try await group.waitForAll()
                 }
             }
-            await server.waitForRequests(2, model: "b")
+            try await server.waitForRequests(2, model: "b")
             #expect(server.requests(for: "b").count == 2)
-            await server.waitForRequests(3)
+            try await server.waitForRequests(3)
             #expect(server.requests(for: "a").count == 1)
             // Already satisfied: returns at once.
-            await server.waitForRequests(1, model: "a")
+            try await server.waitForRequests(1, model: "a")
             requests.cancel()
-            await server.waitForAbandonedRequests(3)
+            try await server.waitForAbandonedRequests(3)
         }
     }
 
     @Test func waitingEndsWhenTheTaskIsCancelled() async throws {
         try await withMockLLMServer { server in
-            let waiter = Task { await server.waitForRequests(10) }
+            let waiter = Task { try await server.waitForRequests(10) }
             waiter.cancel()
-            await waiter.value
-            let abandonedWaiter = Task { await server.waitForAbandonedRequests(10) }
+            await #expect(throws: CancellationError.self) { try await waiter.value }
+            let abandonedWaiter = Task { try await server.waitForAbandonedRequests(10) }
             abandonedWaiter.cancel()
-            await abandonedWaiter.value
+            await #expect(throws: CancellationError.self) { try await abandonedWaiter.value }
             #expect(server.requests.isEmpty)
         }
     }
 
     @Test func waitingEndsWhenTheServerShutsDown() async throws {
         let server = try await MockLLMServer.start()
-        async let waiting: Void = server.waitForRequests(1)
+        let waiting = Task { try await server.waitForRequests(1) }
         try await server.shutdown()
-        await waiting
-        // Waiting after shutdown returns at once, and shutting down twice does nothing.
-        await server.waitForAbandonedRequests(1)
+        await #expect(throws: MockLLMServer.WaitTimeout.self) { try await waiting.value }
+        // Waiting after shutdown ends at once, and shutting down twice does nothing.
+        await #expect(throws: MockLLMServer.WaitTimeout.self) { try await server.waitForAbandonedRequests(1) }
         try await server.shutdown()
+    }
+
+    @Test func aWaitForRequestsThatNeverComeEndsAtItsTimeout() async throws {
+        try await withMockLLMServer { server in
+            let error = await #expect(throws: MockLLMServer.WaitTimeout.self) {
+                try await server.waitForRequests(1, model: "never", timeout: .milliseconds(50))
+            }
+            #expect(error?.description == #"waited 0.05 seconds for 1 requests for "never", but 0 arrived"#)
+            await #expect(throws: MockLLMServer.WaitTimeout.self) {
+                try await server.waitForAbandonedRequests(1, timeout: .milliseconds(50))
+            }
+        }
     }
 
     @Test func shutdownClosesOpenConnectionsWithoutCountingThemAbandoned() async throws {
@@ -157,7 +169,7 @@ struct ServerTests {
         let server = try await MockLLMServer.start()
         server.script("gpt-4o", .hang)
         let request = Task { try await client.send(.openAI, to: server, model: "gpt-4o") }
-        await server.waitForRequests(1)
+        try await server.waitForRequests(1)
         try await server.shutdown()
         await #expect(throws: (any Error).self) { try await request.value }
         #expect(server.abandonedRequests == 0)

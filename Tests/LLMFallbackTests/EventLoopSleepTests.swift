@@ -103,7 +103,7 @@ struct EventLoopSleepTests {
                 return interrupted.underlying.kind == .timeout && interrupted.deliveredChunks == delivered
             }
             #expect(delivered >= 1)
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
 
             var silentProvider = server.openAI("silent")
             silentProvider.streamTimeouts = StreamTimeouts(firstToken: .seconds(1))

@@ -204,7 +204,7 @@ func config(
             configuration.retry = RetryPolicy(baseDelay: .seconds(1), jitter: false)
             let chain = FallbackChain([server.openAI("primary", maxRetries: 1)], configuration: configuration, clock: clock)
             async let response = chain.chat("hi")
-            await server.waitForRequests(1, model: "primary")
+            try await server.waitForRequests(1, model: "primary")
             // The attempt's deadline timer plus the backoff sleep.
             try await eventually("the backoff sleep") { clock.nextDeadline == clock.now.advanced(by: .seconds(1)) }
             #expect(server.requests(for: "primary").count == 1)
@@ -243,7 +243,7 @@ func config(
             let clock = ManualClock()
             let chain = FallbackChain([server.openAI("primary", maxRetries: 1), server.openAI("backup")], configuration: config(), clock: clock)
             async let response = chain.chat("hi")
-            await server.waitForRequests(1, model: "primary")
+            try await server.waitForRequests(1, model: "primary")
             try await eventually("the Retry-After sleep") { clock.nextDeadline == clock.now.advanced(by: .seconds(2)) }
             clock.advance(by: .seconds(2))
             let answer = try await response
@@ -339,14 +339,14 @@ func config(
                 clock: clock
             )
             async let response = chain.chat("hi")
-            await server.waitForRequests(1, model: "primary")
+            try await server.waitForRequests(1, model: "primary")
             try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(100))
             let answer = try await response
             #expect(answer.providerName == "backup")
             #expect(answer.trace.first?.outcome == .failure(.timeout))
             #expect(server.requests(for: "primary").count == 1)
-            await server.waitForAbandonedRequests(1)  // the hung request was cancelled, its connection closed
+            try await server.waitForAbandonedRequests(1)  // the hung request was cancelled, its connection closed
         }
     }
 
@@ -361,7 +361,7 @@ func config(
                 clock: clock
             )
             let response = Task { try await chain.chat("hi") }
-            await server.waitForRequests(1, model: "primary")
+            try await server.waitForRequests(1, model: "primary")
             try await clock.waitForSleepers(1)
             #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(100)))  // the attempt got only the time left
             clock.advance(by: .seconds(100))
@@ -381,10 +381,10 @@ func config(
             server.script("backup", .text("backup"))
             let chain = FallbackChain([server.openAI("primary"), server.openAI("backup")], configuration: config(threshold: 1), clock: ManualClock())
             let task = Task { try await chain.chat("hi") }
-            await server.waitForRequests(1, model: "primary")
+            try await server.waitForRequests(1, model: "primary")
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             #expect(server.requests(for: "backup").isEmpty)
             #expect(chain.healthReport()[0].state == .closed)
             #expect(chain.healthReport()[0].consecutiveFailures == 0)
@@ -411,7 +411,7 @@ func config(
             clock.advance(by: .seconds(60))
             server.script("primary", .hang)
             let probe = Task { try await chain.chat("probe") }
-            await server.waitForRequests(3, model: "primary")
+            try await server.waitForRequests(3, model: "primary")
             try await withThrowingTaskGroup(of: ChatResponse.self) { group in
                 for index in 0..<20 { group.addTask { try await chain.chat("concurrent \(index)") } }
                 for try await response in group { #expect(response.providerName == "backup") }
@@ -598,7 +598,7 @@ func config(
             configuration.streamTimeouts = StreamTimeouts(total: .seconds(3))
             let chain = FallbackChain([server.openAI("slow")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
-            await server.waitForRequests(1, model: "slow")
+            try await server.waitForRequests(1, model: "slow")
             try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(3))
             await #expect {
@@ -666,13 +666,13 @@ func config(
             configuration.hedging = .after(.seconds(1))
             let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.chat("hi") }
-            await server.waitForRequests(1, model: "slow")
+            try await server.waitForRequests(1, model: "slow")
             try await clock.waitForSleepers(2)  // the slow attempt's deadline and the hedge timer
             clock.advance(by: .seconds(1))
             let response = try await task.value
             #expect(response.providerName == "backup")
             #expect(response.content == "hedged answer")
-            await server.waitForAbandonedRequests(1)  // the loser's request was cancelled
+            try await server.waitForAbandonedRequests(1)  // the loser's request was cancelled
             let slow = chain.healthReport()[0]
             #expect(slow.failures == 0)  // a hedge is not a failure of the slow provider
             #expect(slow.state == .closed)
@@ -700,10 +700,10 @@ func config(
             let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
             let first = Task { try await chain.chat("one") }
             let second = Task { try await chain.chat("two") }
-            await server.waitForRequests(2, model: "slow")
+            try await server.waitForRequests(2, model: "slow")
             try await clock.waitForSleepers(4)
             clock.advance(by: .seconds(1))
-            await server.waitForRequests(1, model: "backup")
+            try await server.waitForRequests(1, model: "backup")
             #expect(chain.hedges.inFlight == 1)
             // The second request's hedge timer fired too, but found the cap reached: still one backup request.
             try await clock.waitForSleepers(3)  // two slow deadlines + the hedge's own attempt deadline
@@ -812,13 +812,13 @@ final class VirtualLatencyTransport: HTTPTransport {
             configuration.hedging = .after(.seconds(1))
             let chain = FallbackChain([server.openAI("slow"), server.openAI("backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
-            await server.waitForRequests(1, model: "slow")
+            try await server.waitForRequests(1, model: "slow")
             try await clock.waitForSleepers(2)  // the slow stream's first-token watchdog and the hedge timer
             clock.advance(by: .seconds(1))
             let response = try await task.value
             #expect(response.content == "hedged stream answer")
             #expect(response.model == "backup")
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             #expect(chain.healthReport()[0].failures == 0)
             #expect(chain.hedges.inFlight == 0)
         }

@@ -240,10 +240,10 @@ import Testing
             let transport = NIOHTTPClientTransport()
             server.script("hang", .hang)
             let task = Task { try await transport.send(openAIRequest(server, model: "hang"), timeout: .seconds(60)) }
-            await server.waitForRequests(1, model: "hang")
+            try await server.waitForRequests(1, model: "hang")
             task.cancel()
             await #expect(throws: CancellationError.self) { _ = try await task.value }
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             try await waitUntil { transport.openConnections == 0 }
         }
     }
@@ -264,7 +264,7 @@ import Testing
             #expect(ContinuousClock.now - start < .seconds(45))
             let arrived = server.requests(for: "hang").count
             #expect(arrived == 1)
-            if arrived == 1 { await server.waitForAbandonedRequests(1) }
+            if arrived == 1 { try await server.waitForAbandonedRequests(1) }
         }
     }
 
@@ -293,7 +293,7 @@ import Testing
             try await firstPart.wait(for: 1)
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             try await waitUntil { transport.openConnections == 0 }
         }
     }

@@ -37,13 +37,13 @@ import Testing
             configuration.streamTimeouts = StreamTimeouts(firstToken: .seconds(2))
             let chain = FallbackChain([Format.openAI.provider(server, model: "slow"), Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
-            await server.waitForRequests(1, model: "slow")
+            try await server.waitForRequests(1, model: "slow")
             try await clock.waitForSleepers(1)  // the stream's watchdog
             clock.advance(by: .seconds(2))
             let response = try await task.value
             #expect(response.content == "fast answer")
             #expect(chain.healthReport()[0].failuresByClass["timeout"] == 1)
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
         }
     }
 
@@ -59,7 +59,7 @@ import Testing
             slow.streamTimeouts = StreamTimeouts(firstToken: .seconds(2))
             let chain = FallbackChain([slow, Format.openAI.provider(server, model: "backup")], configuration: configuration, clock: clock)
             let task = Task { try await chain.stream("hi").collect() }
-            await server.waitForRequests(1, model: "slow")
+            try await server.waitForRequests(1, model: "slow")
             try await clock.waitForSleepers(1)
             #expect(clock.nextDeadline == clock.now.advanced(by: .seconds(2)))
             clock.advance(by: .seconds(2))
@@ -89,7 +89,7 @@ import Testing
                 return error.deliveredChunks == 2 && error.underlying.kind == .timeout && error.underlying.message.contains("stalled")
             }
             #expect(server.requests(for: "backup").isEmpty)
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
         }
     }
 
@@ -237,7 +237,7 @@ import Testing
                 seen += 1
                 if seen == 3 { break }
             }
-            await server.waitForAbandonedRequests(1)
+            try await server.waitForAbandonedRequests(1)
             #expect(chain.healthReport()[0].failures == 0)
         }
     }

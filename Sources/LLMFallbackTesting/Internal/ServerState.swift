@@ -170,6 +170,11 @@ final class ServerState: Sendable {
         self.state.withLock { $0.abandonedRequests }
     }
 
+    /// Whether `condition` holds now.
+    func isMet(_ condition: WaitCondition) -> Bool {
+        self.state.withLock { $0.isMet(condition) }
+    }
+
     // MARK: Waiting
 
     /// Suspends until `condition` holds, the server shuts down, or the task is cancelled.
