@@ -1,24 +1,16 @@
 import Foundation
+import Synchronization
 import LLMFallback
 import LLMFallbackGateway
 import LLMFallbackTesting
 import Testing
 
-/// Whether `python3` can import the official `openai` package (`.ci/run` installs it with pip).
-let openAIPythonAvailable: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import openai"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    do {
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    } catch {
-        return false
-    }
-}()
+/// Whether `python3` can import `module` (`.ci/run` installs the official `openai` package with pip).
+///
+/// Asked through ``runProcess(_:_:)``, so no cooperative thread blocks on the child process.
+func pythonCanImport(_ module: String) async -> Bool {
+    (try? await runProcess("/usr/bin/env", ["python3", "-c", "import \(module)"]).status == 0) ?? false
+}
 
 /// The package root, found from this file's path.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -27,7 +19,9 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 struct OpenAIClientTests {
     @Test(
         "chat, stream, include_usage, failover, tools and errors with the openai package",
-        .enabled(if: openAIPythonAvailable, "python3 cannot import openai: run `pip install openai` to include this test")
+        .enabled("python3 cannot import openai: run `pip install openai` to include this test") {
+            await pythonCanImport("openai")
+        }
     )
     func pythonClient() async throws {
         var configuration = GatewayConfiguration()
@@ -58,22 +52,56 @@ struct OpenAIClientTests {
 }
 
 /// Runs a process to its end off the cooperative pool, returning its exit status and combined output.
-func runProcess(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+///
+/// The output is read while the process runs (a full pipe would stop it), and a process still running after
+/// `timeout` is killed: the wait always ends.
+func runProcess(
+    _ executable: String,
+    _ arguments: [String],
+    timeout: Duration = .seconds(120)
+) async throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
+    let output = Mutex(Data())
+    let reading = DispatchGroup()
+    reading.enter()
+    pipe.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        if data.isEmpty {
+            handle.readabilityHandler = nil
+            reading.leave()
+        } else {
+            output.withLock { $0.append(data) }
+        }
+    }
     return try await withCheckedThrowingContinuation { continuation in
         process.terminationHandler = { process in
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
+            // The output ends when the last writer (the process or a child it left running) closes the pipe.
+            _ = reading.wait(timeout: .now() + 10)
+            let text = output.withLock { String(decoding: $0, as: UTF8.self) }
+            continuation.resume(returning: (process.terminationStatus, text))
         }
         do {
             try process.run()
         } catch {
+            pipe.fileHandleForReading.readabilityHandler = nil
             continuation.resume(throwing: error)
+            return
         }
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) {
+            if process.isRunning { kill(pid, SIGKILL) }
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, for Foundation and Dispatch.
+    fileprivate var timeInterval: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
