@@ -41,7 +41,12 @@ extension FallbackChain {
         public var circuitBreaker: CircuitBreaker.Configuration
         /// An upper bound on each attempt (in addition to each provider's own ``Provider/timeout``).
         public var timeout: Duration?
-        /// The overall deadline of a request: retries, backoff and failovers included. `nil` for none.
+        /// The overall deadline of a request: retries, backoff, failovers, hedges and a stream's whole body
+        /// included. `nil` for none.
+        ///
+        /// A provider's own ``Provider/timeout`` bounds one non-streamed attempt end to end, and a streamed attempt
+        /// until its first token; after that a stream is bounded by its ``StreamTimeouts`` (stall, total) and by
+        /// this deadline, so a long answer is not cut at the provider's timeout.
         public var requestTimeout: Duration?
         /// Backoff between retries of one provider.
         public var retry: RetryPolicy
@@ -61,6 +66,9 @@ extension FallbackChain {
         /// request tries it and its figure starts afresh. This is how latency routing gives a provider that it
         /// stopped choosing (after a slow spell) a chance to win again.
         public var latencyMaxAge: Duration
+        /// Under latency routing, the most requests at once that go first to a provider without a recent latency
+        /// figure (to measure it); the others route on what is known (2 by default).
+        public var maxConcurrentExplorations: Int
         /// Hedged requests for the slow tail (off by default): when the first provider has not answered within
         /// the hedge delay, the rest of the order starts in parallel and the first answer wins.
         public var hedging: Hedging?
@@ -84,8 +92,10 @@ extension FallbackChain {
             latencyMaxAge: Duration = .seconds(30),
             hedging: Hedging? = nil,
             metricsFactory: (any MetricsFactory)? = nil,
-            randomSeed: UInt64? = nil
+            randomSeed: UInt64? = nil,
+            maxConcurrentExplorations: Int = 2
         ) {
+            self.maxConcurrentExplorations = max(1, maxConcurrentExplorations)
             self.metricsFactory = metricsFactory
             self.hedging = hedging
             self.strategy = strategy

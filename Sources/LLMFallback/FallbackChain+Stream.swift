@@ -49,11 +49,22 @@ extension FallbackChain {
         let (stream, continuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
         let task = Task(executorPreference: options.taskExecutor) {
             do {
-                let order = self.plan(options)
-                if let hedging = self.configuration.hedging, options.allowFailover, order.count > 1 {
-                    try await self.hedgedStream(request, options: options, order: order, hedging: hedging, continuation: continuation)
-                } else {
-                    try await self.runStream(request, options: options, order: order, continuation: continuation)
+                try await withSpan("llm_fallback.stream", ofKind: .client) { span in
+                    self.requestCounter.increment()
+                    let run = self.makeExecution(options)
+                    defer { run.end() }
+                    let (outcome, progress): (Outcome<StreamSummary>, StreamProgress)
+                    if let hedging = self.configuration.hedging, options.allowFailover, run.planned.count > 1 {
+                        (outcome, progress) = try await self.hedgedStream(request, run: run, hedging: hedging, span: span, continuation: continuation)
+                    } else {
+                        progress = StreamProgress()
+                        guard let answered = try await self.streamLeg(request, run: run, progress: progress, span: span, continuation: continuation) else {
+                            span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+                            throw run.allFailed()
+                        }
+                        outcome = answered
+                    }
+                    self.reportStreamSuccess(outcome, progress: progress)
                 }
                 continuation.finish()
             } catch {
@@ -82,67 +93,70 @@ extension FallbackChain {
         var usage: Usage?
     }
 
-    func runStream(
+    /// Runs one leg of a streamed request on `run`; `nil` when the leg ran out of candidates.
+    func streamLeg(
         _ request: ChatRequest,
-        options: RequestOptions,
-        order: [Int]? = nil,
+        run: Execution,
+        progress: StreamProgress,
+        span: any Span,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
-    ) async throws {
-        let progress = StreamProgress()
+    ) async throws -> Outcome<StreamSummary>? {
         let policy = configuration.midStreamPolicy
-        try await withSpan("llm_fallback.stream", ofKind: .client) { span in
-            let outcome = try await execute(options: options, order: order, span: span) { entry, resolved, timeout, context in
-                var attemptRequest = request
-                let delivered = progress.state.withLock { $0 }
-                var prefilled = false
-                if delivered.deliveredChunks > 0 {
-                    if policy == .continue && resolved.kind.supportsAssistantPrefill {
-                        // Anthropic refuses a prefill that ends in whitespace.
-                        var prefix = Substring(delivered.text)
-                        while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
-                        attemptRequest.messages.append(.assistant(String(prefix)))
-                        prefilled = true
-                    } else {
-                        progress.state.withLock {
-                            $0.restartPending = true
-                            $0.text = ""
-                        }
+        return try await drive(run, span: span) { entry, resolved, timeout, context in
+            var attemptRequest = request
+            let delivered = progress.state.withLock { $0 }
+            var prefilled = false
+            if delivered.deliveredChunks > 0 {
+                if policy == .continue && resolved.kind.supportsAssistantPrefill {
+                    // Anthropic refuses a prefill that ends in whitespace.
+                    var prefix = Substring(delivered.text)
+                    while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
+                    attemptRequest.messages.append(.assistant(String(prefix)))
+                    prefilled = true
+                } else {
+                    progress.state.withLock {
+                        $0.restartPending = true
+                        $0.text = ""
                     }
                 }
-                var result = await self.streamAttempt(
-                    entry: entry,
-                    resolved: resolved,
-                    request: attemptRequest,
-                    timeout: timeout,
-                    attemptNumber: context.number,
-                    progress: progress,
-                    continuation: continuation
-                )
-                if prefilled, case .failure(let error, _) = result, error.kind == .invalidRequest, let original = context.previousFailure {
-                    // The provider refused the prefill: fail over, and never let that hide the original failure.
-                    var combined = original
-                    combined.message = "\(original.message) (continuing on \(entry.provider.name) was refused: \(error.message))"
-                    result = .failure(combined, forceFailover: true)
-                }
-                return result
             }
-            var summary = outcome.value
-            summary.content = progress.state.withLock { $0.text }
-            if let onSuccess {
-                let response = ChatResponse(
-                    content: summary.content,
-                    finishReason: summary.finishReason,
-                    usage: summary.usage,
-                    provider: entry(outcome.index).provider.kind,
-                    providerName: entry(outcome.index).provider.name,
-                    model: summary.model,
-                    latency: outcome.latency,
-                    attempts: outcome.trace.count,
-                    trace: outcome.trace
-                )
-                callbacks.dispatch { onSuccess(response) }
+            var result = await self.streamAttempt(
+                entry: entry,
+                resolved: resolved,
+                request: attemptRequest,
+                timeout: timeout,
+                requestDeadline: run.deadline,
+                attemptNumber: context.number,
+                progress: progress,
+                continuation: continuation
+            )
+            if prefilled, case .failure(let error, _) = result, error.kind == .invalidRequest, let original = context.previousFailure {
+                // The provider refused the prefill: fail over, and never let that hide the original failure.
+                var combined = original
+                combined.message = "\(original.message) (continuing on \(entry.provider.name) was refused: \(error.message))"
+                result = .failure(combined, forceFailover: true)
             }
+            return result
         }
+    }
+
+    /// Hands a streamed request's answer to `onSuccess`: once per request, for the leg that won.
+    func reportStreamSuccess(_ outcome: Outcome<StreamSummary>, progress: StreamProgress) {
+        guard let onSuccess else { return }
+        var summary = outcome.value
+        summary.content = progress.state.withLock { $0.text }
+        let response = ChatResponse(
+            content: summary.content,
+            finishReason: summary.finishReason,
+            usage: summary.usage,
+            provider: entry(outcome.index).provider.kind,
+            providerName: entry(outcome.index).provider.name,
+            model: summary.model,
+            latency: outcome.latency,
+            attempts: outcome.trace.count,
+            trace: outcome.trace
+        )
+        callbacks.dispatch { onSuccess(response) }
     }
 
     /// Watches a stream's time limits; the reader reports activity, the watchdog fires on silence.
@@ -160,6 +174,7 @@ extension FallbackChain {
         resolved: ResolvedProvider,
         request: ChatRequest,
         timeout: Duration,
+        requestDeadline: Duration?,
         attemptNumber: Int,
         progress: StreamProgress,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
@@ -167,9 +182,20 @@ extension FallbackChain {
         let limits = entry.provider.streamTimeouts ?? configuration.streamTimeouts
         let start = clock.now()
         let watch = StreamWatch(start: start)
+        // The attempt's timeout (the provider's, within the request's deadline) bounds the wait for the first token;
+        // after it, the stream is bounded by its stall and total limits and by the request's deadline.
         let firstTokenLimit = limits.firstToken.map { min($0, timeout) } ?? timeout
         let idleLimit = limits.idle ?? timeout
-        let totalDeadline = limits.total.map { start + $0 }
+        let streamDeadline = limits.total.map { start + $0 }
+        let totalDeadline: Duration?
+        let totalReason: String
+        if let requestDeadline, streamDeadline.map({ requestDeadline < $0 }) ?? true {
+            totalDeadline = requestDeadline
+            totalReason = "request not finished by its deadline (requestTimeout)"
+        } else {
+            totalDeadline = streamDeadline
+            totalReason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
+        }
 
         // The watchdog: a timer on the chain's clock, set for the earliest moment a limit could be crossed; it
         // re-reads the reader's progress and either expires the attempt or sets itself again.
@@ -189,7 +215,7 @@ extension FallbackChain {
             }
             if let totalDeadline, totalDeadline <= deadline {
                 deadline = totalDeadline
-                reason = "stream not finished within \(formatDuration(limits.total ?? .zero))"
+                reason = totalReason
             }
             if now >= deadline {
                 expiry.expire(reason)
@@ -349,7 +375,7 @@ extension FallbackChain {
                 throw ProviderError(.invalidResponse, message: "\(error) (maxStreamEventBytes)")
             }
             try deliver(events)
-            return decoder.isComplete
+            return decoder.isExhausted
         }
 
         /// Decodes `events` and hands their chunks to the caller (holding back what comes before the first
@@ -455,6 +481,7 @@ extension FallbackChain {
             var finished: [Bool] = [false, false]
             var errors: [(any Error)?] = [nil, nil]
             var legs: [Task<Void, Never>?] = [nil, nil]
+            var outcomes: [Outcome<StreamSummary>?] = [nil, nil]
         }
         let state = Mutex(State())
         let output: AsyncThrowingStream<ChatChunk, any Error>.Continuation
@@ -501,8 +528,10 @@ extension FallbackChain {
                 }
                 let otherRunning = state.legs[1 - leg] != nil && !state.finished[1 - leg]
                 if otherRunning { return ([], nil) }
-                // Nothing else can answer: report the first leg's error (it tried the whole order).
-                return ([], .failure(state.errors[0] ?? error!))
+                // Nothing else can answer: report what ended the request (a leg that merely ran out of candidates
+                // says less than one that failed for a reason).
+                let errors = state.errors.compactMap { $0 }
+                return ([], .failure(errors.first { !($0 is LegExhausted) } ?? errors.first ?? error!))
             }
             for chunk in flush { output.yield(chunk) }
             if let outcome {
@@ -520,25 +549,45 @@ extension FallbackChain {
         }
 
         var isDecided: Bool { state.withLock { $0.winner != nil || $0.finished[0] } }
+
+        /// Keeps a leg's outcome (before its stream finishes), so the request reports the winner's alone.
+        func recordOutcome(_ outcome: Outcome<StreamSummary>, of leg: Int) {
+            state.withLock { $0.outcomes[leg] = outcome }
+        }
+
+        /// The winning leg and its outcome, once decided.
+        var winningOutcome: (Int, Outcome<StreamSummary>)? {
+            state.withLock { state in
+                guard let winner = state.winner, let outcome = state.outcomes[winner] else { return nil }
+                return (winner, outcome)
+            }
+        }
     }
 
+    /// A hedged stream: the second leg draws from the same execution as the first (no provider twice, one
+    /// request, one trace); the arbiter shows the caller the leg that produces content first and cancels the other.
     func hedgedStream(
         _ request: ChatRequest,
-        options: RequestOptions,
-        order: [Int],
+        run: Execution,
         hedging: Hedging,
+        span: any Span,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
-    ) async throws {
-        let delay = hedgeDelay(for: order[0], hedging: hedging)
+    ) async throws -> (Outcome<StreamSummary>, StreamProgress) {
+        let delay = hedgeDelay(for: run.planned[0], hedging: hedging)
         let (results, done) = AsyncStream<Result<Void, any Error>>.makeStream()
         let arbiter = StreamArbiter(output: continuation, done: done)
+        let progress = [StreamProgress(), StreamProgress()]
 
-        func startLeg(_ leg: Int, order: [Int]) -> Task<Void, Never> {
+        func startLeg(_ leg: Int) -> Task<Void, Never> {
             let (stream, legContinuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
             let producer = Task {
                 do {
-                    try await self.runStream(request, options: options, order: order, continuation: legContinuation)
-                    legContinuation.finish()
+                    if let outcome = try await self.streamLeg(request, run: run, progress: progress[leg], span: span, continuation: legContinuation) {
+                        arbiter.recordOutcome(outcome, of: leg)
+                        legContinuation.finish()
+                    } else {
+                        legContinuation.finish(throwing: LegExhausted())
+                    }
                 } catch {
                     legContinuation.finish(throwing: error)
                 }
@@ -557,7 +606,7 @@ extension FallbackChain {
             }
         }
 
-        let primary = startLeg(0, order: order)
+        let primary = startLeg(0)
         _ = arbiter.register(0, task: primary)
         let timer = Task {
             do {
@@ -567,15 +616,15 @@ extension FallbackChain {
             }
             guard !arbiter.isDecided, self.hedges.acquire(limit: hedging.maxConcurrentHedges) else { return }
             Counter(label: "llm_fallback_hedges_total", factory: self.metricsFactory).increment()
-            let hedge = startLeg(1, order: Array(order.dropFirst()))
+            let hedge = startLeg(1)
             if !arbiter.register(1, task: hedge) { hedge.cancel() }
             await hedge.value
             self.hedges.release()
         }
-        let outcome = await withTaskCancellationHandler {
-            var outcome: Result<Void, any Error> = .failure(CancellationError())
-            for await result in results {
-                outcome = result
+        let result = await withTaskCancellationHandler {
+            var result: Result<Void, any Error> = .failure(CancellationError())
+            for await outcome in results {
+                result = outcome
                 break
             }
             timer.cancel()
@@ -583,15 +632,25 @@ extension FallbackChain {
             for leg in legs { leg?.cancel() }
             await timer.value
             for leg in legs { await leg?.value }
-            return outcome
+            return result
         } onCancel: {
             timer.cancel()
             primary.cancel()
             arbiter.state.withLock { $0.legs[1] }?.cancel()
             done.finish()
         }
-        try outcome.get()
+        do {
+            try result.get()
+        } catch is LegExhausted {
+            span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+            throw run.allFailed()
+        }
+        guard let (winner, outcome) = arbiter.winningOutcome else { throw CancellationError() }
+        return (outcome, progress[winner])
     }
+
+    /// A leg of a hedged stream ran out of candidates (the request failed unless the other leg answers).
+    struct LegExhausted: Error {}
 }
 
 extension AsyncThrowingStream where Element == ChatChunk {

@@ -90,7 +90,9 @@ public final class FallbackChain: Sendable {
         self.health = HealthRegistry(
             count: providers.count,
             breaker: configuration.circuitBreaker,
-            latencyMaxAge: configuration.latencyMaxAge
+            latencyMaxAge: configuration.latencyMaxAge,
+            retryBudget: configuration.retry.budget,
+            longestSkip: configuration.retry.maxRetryAfterSkip
         )
         // A weight is a number from a config file: one that is negative, NaN or infinite counts as zero, and no
         // weight exceeds 1e12, so their sum stays finite.
@@ -126,7 +128,7 @@ public final class FallbackChain: Sendable {
         strategy: RoutingStrategy = .ordered,
         circuitBreaker: Bool = true,
         failureThreshold: Int = 5,
-        recoveryTimeout: Duration = .seconds(60),
+        recoveryTimeout: Duration = .seconds(5),
         timeout: Duration? = nil,
         requestTimeout: Duration? = nil,
         onFailover: FailoverHandler? = nil,
@@ -192,12 +194,17 @@ public final class FallbackChain: Sendable {
     /// - Throws: As ``chat(_:system:temperature:maxTokens:)``.
     public func chat(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> ChatResponse {
         try await withSpan("llm_fallback.chat", ofKind: .client) { span in
-            let order = plan(options)
+            requestCounter.increment()
+            let run = makeExecution(options)
+            defer { run.end() }
+            let attempt: Attempt<ChatResponse> = { entry, resolved, timeout, _ in
+                await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
+            }
             let outcome: Outcome<ChatResponse>
-            if let hedging = configuration.hedging, options.allowFailover, order.count > 1 {
-                outcome = try await hedgedChat(request, options: options, order: order, hedging: hedging, span: span)
+            if let hedging = configuration.hedging, options.allowFailover, run.planned.count > 1 {
+                outcome = try await hedged(run, hedging: hedging, span: span, attempt: attempt)
             } else {
-                outcome = try await chatOnce(request, options: options, order: order, span: span)
+                outcome = try await execute(run, span: span, attempt: attempt)
             }
             var response = outcome.value
             response.latency = outcome.latency
@@ -214,72 +221,6 @@ public final class FallbackChain: Sendable {
                 callbacks.dispatch { onSuccess(copy) }
             }
             return response
-        }
-    }
-
-    func chatOnce(_ request: ChatRequest, options: RequestOptions, order: [Int], span: any Span) async throws -> Outcome<ChatResponse> {
-        try await execute(options: options, order: order, span: span) { entry, resolved, timeout, _ in
-            await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
-        }
-    }
-
-    /// Runs the request on the first provider and, when it has not answered within the hedge delay, starts the
-    /// rest of the order in parallel. The first answer wins; the other is cancelled (a cancellation never counts
-    /// against a provider's health).
-    func hedgedChat(_ request: ChatRequest, options: RequestOptions, order: [Int], hedging: Hedging, span: any Span) async throws -> Outcome<ChatResponse> {
-        let delay = hedgeDelay(for: order[0], hedging: hedging)
-        let hedgeStarted = HedgeFlag()
-        return try await withThrowingTaskGroup(of: Outcome<ChatResponse>?.self) { group in
-            group.addTask {
-                try await self.chatOnce(request, options: options, order: order, span: span)
-            }
-            group.addTask {
-                do {
-                    try await self.clock.sleep(until: self.clock.now() + delay)
-                } catch {
-                    return nil  // The first attempt finished first.
-                }
-                guard self.hedges.acquire(limit: hedging.maxConcurrentHedges) else {
-                    return nil  // The cap is reached: let the first attempt finish alone.
-                }
-                defer { self.hedges.release() }
-                hedgeStarted.set()
-                Counter(label: "llm_fallback_hedges_total", factory: self.metricsFactory).increment()
-                self.logger.debug("hedging", metadata: ["slow": "\(self.entries[order[0]].provider.name)", "delay_ms": "\(delay.milliseconds)"])
-                return try await self.chatOnce(request, options: options, order: Array(order.dropFirst()), span: span)
-            }
-            var firstError: (any Error)?
-            while true {
-                let result: Outcome<ChatResponse>??
-                do {
-                    result = try await group.next()
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    firstError = firstError ?? error
-                    // The first attempt failed everywhere before any hedge began: nothing left to wait for.
-                    if !hedgeStarted.isSet {
-                        group.cancelAll()
-                        throw error
-                    }
-                    continue
-                }
-                guard let finished = result else { break }  // Every task is done.
-                if let outcome = finished {
-                    group.cancelAll()
-                    return outcome
-                }
-            }
-            throw firstError ?? CancellationError()
-        }
-    }
-
-    func hedgeDelay(for index: Int, hedging: Hedging) -> Duration {
-        switch hedging.base {
-        case .fixed(let delay):
-            return delay
-        case .percentile(let percentile, let minimum):
-            let observed = health.latencyPercentile(index, percentile, now: clock.now())
-            return max(minimum, observed ?? entries[index].provider.timeout / 2)
         }
     }
 
@@ -353,228 +294,6 @@ public final class FallbackChain: Sendable {
         return ordered
     }
 
-    /// Runs one request through the chain: candidates in order, retries, failover, deadlines.
-    ///
-    /// The bookkeeping lives in ``Execution`` and its synchronous methods, and this driver keeps only what crosses
-    /// an `await`: an async function's frame holds every local that lives across a suspension, and each open
-    /// stream keeps its frames for as long as it runs.
-    func execute<Value: Sendable>(options: RequestOptions, order: [Int]? = nil, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
-        requestCounter.increment()
-        let run = Execution(chain: self, options: options, planned: order ?? plan(options))
-        candidates: while true {
-            try Task.checkCancellation()
-            guard let (entry, resolved) = run.nextCandidate() else { break candidates }
-            while true {
-                guard let (timeout, context) = run.beginAttempt(entry) else { break candidates }
-                let attemptStart = clock.now()
-                let result = await withSpan("llm_fallback.attempt", ofKind: .client) { attemptSpan in
-                    Self.describe(attemptSpan, entry: entry, number: context.retry + 1)
-                    let result = await attempt(entry, resolved, timeout, context)
-                    if case .failure(let error, _) = result {
-                        attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
-                    }
-                    return result
-                }
-                switch try run.finish(result, entry: entry, attemptStart: attemptStart, span: span) {
-                case .done(let outcome):
-                    return outcome
-                case .retry(let wakeAt):
-                    if let wakeAt { try await clock.sleep(until: wakeAt) }
-                    continue
-                case .next:
-                    continue candidates
-                }
-            }
-        }
-        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
-        throw run.allFailed()
-    }
-
-    static func describe(_ span: any Span, entry: ChainEntry, number: Int) {
-        // Attributes cost a dictionary each, even on the no-op tracer's spans.
-        guard span.isRecording else { return }
-        span.attributes["llm_fallback.provider"] = entry.provider.name
-        span.attributes["llm_fallback.model"] = entry.provider.model
-        span.attributes["llm_fallback.attempt"] = number
-    }
-
-    /// The state of one request's run through the chain, used by one task.
-    final class Execution {
-        enum Decision<Value: Sendable> {
-            /// The request is answered.
-            case done(Outcome<Value>)
-            /// Try the same provider again, after waiting until the given instant (if any).
-            case retry(wakeAt: Duration?)
-            /// Move on to the next candidate.
-            case next
-        }
-
-        let chain: FallbackChain
-        let overallDeadline: Duration?
-        let planned: [Int]
-        var queue: ArraySlice<Int>
-        var trace: [AttemptRecord] = []
-        var failures: [ProviderError] = []
-        var skipped: [SkippedProvider] = []
-        var skippedOpen: [(index: Int, until: Duration)] = []
-        var previous: (index: Int, error: ProviderError)?
-        var deadlineExceeded = false
-        var triedAny = false
-        /// The current candidate.
-        var index = 0
-        var isProbe = false
-        var retry = 0
-
-        init(chain: FallbackChain, options: RequestOptions, planned: [Int]) {
-            self.chain = chain
-            self.overallDeadline = (options.timeout ?? chain.configuration.requestTimeout).map { chain.clock.now() + $0 }
-            self.planned = planned
-            self.queue = planned[...]
-        }
-
-        /// The next provider to try, skipping those whose breaker is open or whose `Retry-After` runs; `nil` when
-        /// none is left.
-        func nextCandidate() -> (ChainEntry, ResolvedProvider)? {
-            while true {
-                let now = chain.clock.now()
-                if let next = queue.popFirst() {
-                    switch chain.health.admit(next, now: now) {
-                    case .allowed:
-                        isProbe = false
-                    case .probe:
-                        isProbe = true
-                    case .rejected(let until, let reason):
-                        let skip = SkippedProvider(provider: chain.entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
-                        skipped.append(skip)
-                        if reason == .circuitOpen { skippedOpen.append((next, until)) }
-                        chain.logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
-                        chain.emit(.skipped(skip))
-                        continue
-                    }
-                    index = next
-                } else if !triedAny, let soonest = skippedOpen.min(by: { $0.until < $1.until }) {
-                    // Every provider is open: rather than fail without trying, probe the one that reopens soonest.
-                    chain.health.forceProbe(soonest.index, now: now)
-                    skippedOpen.removeAll()
-                    index = soonest.index
-                    isProbe = true
-                } else {
-                    return nil
-                }
-                triedAny = true
-                retry = 0
-                let entry = chain.entries[index]
-                if let previous {
-                    chain.failover(from: chain.entries[previous.index].provider, to: entry.provider, error: previous.error)
-                }
-                switch entry.resolved {
-                case .success(let resolved):
-                    return (entry, resolved)
-                case .failure(let error):
-                    trace.append(AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: 1, outcome: .failure(error.kind), duration: .zero, message: error.message))
-                    failures.append(error)
-                    _ = chain.health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: error)
-                    previous = (index, error)
-                }
-            }
-        }
-
-        /// The next attempt's timeout and context; `nil` when the request's deadline has passed.
-        func beginAttempt(_ entry: ChainEntry) -> (timeout: Duration, context: AttemptContext)? {
-            let now = chain.clock.now()
-            if let overallDeadline, now >= overallDeadline {
-                deadlineExceeded = true
-                if isProbe { _ = chain.health.record(index, outcome: .neutral, wasProbe: true, now: now, latency: nil, error: nil) }
-                return nil
-            }
-            var timeout = entry.provider.timeout
-            if let limit = chain.configuration.timeout { timeout = min(timeout, limit) }
-            if let overallDeadline { timeout = min(timeout, overallDeadline - now) }
-            chain.emit(.attemptStarted(provider: entry.provider, number: retry + 1))
-            return (timeout, AttemptContext(number: trace.count + 1, retry: retry, previousFailure: previous?.error, trace: trace))
-        }
-
-        /// Records an attempt's result and decides what comes next.
-        func finish<Value: Sendable>(_ result: AttemptResult<Value>, entry: ChainEntry, attemptStart: Duration, span: any Span) throws -> Decision<Value> {
-            let now = chain.clock.now()
-            let duration = now - attemptStart
-            let health = chain.health
-            switch result {
-            case .success(let value, let latency):
-                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .success, duration: duration)
-                trace.append(record)
-                let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
-                chain.observe(entry: entry, record: record, breakerChange: change, error: nil)
-                if span.isRecording { span.attributes["llm_fallback.failovers"] = failures.count }
-                return .done(Outcome(value: value, index: index, latency: duration, trace: trace, route: planned.map { chain.entries[$0].provider.name }))
-
-            case .cancelled:
-                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .cancelled, duration: duration)
-                trace.append(record)
-                _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: nil)
-                chain.emit(.attemptFinished(provider: entry.provider, record: record))
-                throw CancellationError()
-
-            case .fatal(var error, let thrown):
-                error = entry.redact(error)
-                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
-                trace.append(record)
-                let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
-                chain.observe(entry: entry, record: record, breakerChange: change, error: error)
-                if var interrupted = thrown as? StreamInterrupted {
-                    interrupted.trace = trace
-                    throw interrupted
-                }
-                throw thrown
-
-            case .failure(var error, let forceFailover):
-                error = entry.redact(error)
-                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: retry + 1, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
-                trace.append(record)
-                let change = health.record(index, outcome: error.kind.isClientError ? .neutral : .failure, wasProbe: isProbe, now: now, latency: duration, error: error)
-                chain.observe(entry: entry, record: record, breakerChange: change, error: error)
-                if let retryAfter = error.retryAfter {
-                    health.setNotBefore(index, now + retryAfter)
-                }
-                let configuration = chain.configuration
-                var action = configuration.failurePolicy.action(for: error)
-                if forceFailover && action == .stop { action = .failover }
-                switch action {
-                case .stop:
-                    throw error
-                case .failoverAndSuspend:
-                    if let change = health.suspend(index, until: now + configuration.circuitBreaker.recoveryTimeout) {
-                        chain.emit(.breakerChanged(provider: entry.provider, state: change))
-                    }
-                case .failover:
-                    break
-                case .retry:
-                    let wasProbe = isProbe
-                    isProbe = false
-                    if retry < entry.provider.maxRetries && !wasProbe && change != .open {
-                        // A provider's Retry-After is its own word on when to come back; otherwise back off.
-                        let delay = error.retryAfter ?? chain.routing.withLock { configuration.retry.delay(forRetry: retry + 1, using: &$0.random) }
-                        let fits = overallDeadline.map { now + delay < $0 } ?? true
-                        let acceptable = error.retryAfter.map { $0 <= configuration.retry.maxRetryAfterWait } ?? true
-                        if fits && acceptable {
-                            retry += 1
-                            return .retry(wakeAt: delay > .zero ? now + delay : nil)
-                        }
-                    }
-                }
-                failures.append(error)
-                previous = (index, error)
-                return .next
-            }
-        }
-
-        /// The error when no provider answered; logged.
-        func allFailed() -> AllProvidersFailed {
-            let failed = AllProvidersFailed(failures: failures, trace: trace, deadlineExceeded: deadlineExceeded, skipped: skipped)
-            chain.logger.error("all providers failed", metadata: ["error": "\(failed)"])
-            return failed
-        }
-    }
     func failover(from: Provider, to: Provider, error: ProviderError) {
         failoverCounter.increment()
         Counter(label: "llm_fallback_provider_failovers_total", dimensions: [("from", from.name), ("to", to.name), ("class", error.kind.label)], factory: metricsFactory).increment()

@@ -94,7 +94,8 @@ struct ConfigLoaderTests {
                 timeout: 20s
                 request_timeout: 45s
                 max_retries: 1
-                circuit_breaker: { failure_threshold: 2, recovery_timeout: 15s, half_open_max_probes: 3 }
+                circuit_breaker: { failure_threshold: 2, recovery_timeout: 15s, half_open_max_probes: 3, max_recovery_timeout: 2m, count_rate_limits_with_retry_after: true }
+                retry: { max_retry_after_wait: 3s, max_retry_after_skip: 1m, budget: { ratio: 0.5, minimum: 4, window: 30s } }
                 mid_stream: restart
                 stream: { first_token: 5s, idle: 10s, total: 2m }
                 providers:
@@ -131,6 +132,11 @@ struct ConfigLoaderTests {
         #expect(main.configuration.circuitBreaker.failureThreshold == 2)
         #expect(main.configuration.circuitBreaker.recoveryTimeout == .seconds(15))
         #expect(main.configuration.circuitBreaker.halfOpenMaxProbes == 3)
+        #expect(main.configuration.circuitBreaker.maxRecoveryTimeout == .seconds(120))
+        #expect(main.configuration.circuitBreaker.countsRateLimitsWithRetryAfter)
+        #expect(main.configuration.retry.maxRetryAfterWait == .seconds(3))
+        #expect(main.configuration.retry.maxRetryAfterSkip == .seconds(60))
+        #expect(main.configuration.retry.budget == RetryBudget(ratio: 0.5, minimumRetries: 4, window: .seconds(30)))
         #expect(main.configuration.midStreamPolicy == .restart)
         #expect(
             main.configuration.streamTimeouts

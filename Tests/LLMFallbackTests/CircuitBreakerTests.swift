@@ -43,12 +43,14 @@ import Testing
         #expect(breaker.admit(now: .seconds(61)) == .allowed)
     }
 
-    @Test func failedProbeReopensWithAFreshTimeout() {
+    @Test func failedProbeReopensForADoubledPeriod() {
         var breaker = CircuitBreaker(configuration: config)
         for _ in 0..<3 { breaker.record(.failure, wasProbe: false, now: .zero) }
         #expect(breaker.admit(now: .seconds(100)) == .probe)
         #expect(breaker.record(.failure, wasProbe: true, now: .seconds(101)) == .open)
-        #expect(breaker.opensAt == .seconds(161))
+        // The first open period is recoveryTimeout (60 s); each failed probe doubles the next.
+        #expect(breaker.opensAt == .seconds(101 + 120))
+        #expect(breaker.failedProbes == 1)
     }
 
     @Test func neutralProbeReleasesItsSlot() {

@@ -418,16 +418,18 @@ func config(
             }
             #expect(server.requests(for: "primary").count == 3)
 
-            // The probe times out: the breaker re-opens with a fresh timeout.
+            // The probe times out: the breaker re-opens for twice the period (each failed probe doubles it).
             try await clock.waitForSleepers(1)
             clock.advance(by: .seconds(300))
             let value3 = try await probe.value.providerName
             #expect(value3 == "backup")
             #expect(chain.healthReport()[0].state == .open)
-            #expect(chain.healthReport()[0].reopensIn == .seconds(60))
+            #expect(chain.healthReport()[0].reopensIn == .seconds(120))
 
             // Recovery: the next probe succeeds and closes the breaker.
             server.script("primary", .text("primary is back"))
+            clock.advance(by: .seconds(60))
+            #expect(try await chain.chat("still open").providerName == "backup")
             clock.advance(by: .seconds(60))
             let value4 = try await chain.chat("4").providerName
             #expect(value4 == "primary")
@@ -561,7 +563,12 @@ func config(
             #expect(results > 1500)
             let report = chain.healthReport()
             let attempts = report.reduce(0) { $0 + $1.attempts }
-            #expect(attempts == server.requests.count)
+            // Every request the server saw was an attempt. An attempt can fail before reaching it (on a loaded
+            // machine, 2,000 connections at once queue past the 20 s deadline; a kept-alive connection the server
+            // had just closed after a reset is never resent): only timeouts and connection errors may be missing.
+            let unseen = report.reduce(0) { $0 + ($1.failuresByClass["timeout"] ?? 0) + ($1.failuresByClass["connection_error"] ?? 0) }
+            #expect(attempts >= server.requests.count)
+            #expect(attempts - server.requests.count <= unseen)
             #expect(report.reduce(0) { $0 + $1.successes } == results)
         }
     }

@@ -326,6 +326,8 @@ public struct GeminiStreamDecoder: StreamDecoder {
     private var toolCallCount = 0
     private var usage: Usage?
     public private(set) var isComplete = false
+    /// Never: a usage event may follow the finish reason, so the stream is read until its body ends.
+    public var isExhausted: Bool { false }
 
     /// Creates a decoder for a stream from `provider` asked for `model`.
     public init(provider: String, model: String) {

@@ -52,10 +52,15 @@ public protocol StreamDecoder: Sendable {
     /// The default is ``isComplete``; OpenAI's format also accepts an answer whose last chunk carried its
     /// `finish_reason`.
     var endsCleanly: Bool { get }
+
+    /// Whether no further event can follow, so the reader stops reading. The default is ``isComplete``; Gemini's
+    /// format can send its usage after the finish reason, so its stream is read to the end of the body.
+    var isExhausted: Bool { get }
 }
 
 extension StreamDecoder {
     public var endsCleanly: Bool { isComplete }
+    public var isExhausted: Bool { isComplete }
 }
 
 extension WireFormat {

@@ -57,22 +57,33 @@ public struct SkippedProvider: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The chain's in-memory record of every provider's health: breakers, Retry-After windows, latency, counts.
+/// The chain's in-memory record of every provider's health: breakers, Retry-After windows, retry budgets,
+/// latency, counts.
 ///
-/// Every read and update goes through this narrow interface, so a store shared between instances can replace it
-/// without touching the engine.
+/// Each provider's record has a lock of its own, so requests to different providers never contend; the few figures
+/// that span the chain (forced probes in flight) are separate. Every read and update goes through this narrow
+/// interface, so a store shared between instances can replace it without touching the engine.
 final class HealthRegistry: Sendable {
     struct Entry {
         var breaker: CircuitBreaker
         var notBefore: Duration = .zero
+        var budget: RetryBudgetWindow
         var latencyMs: Double?
         var lastSampleAt: Duration = .zero
         var recentLatencies: [Double] = []
         var recentNext = 0
+        /// Requests routed here on a stale or missing latency figure that have not finished (latency routing).
+        var exploring = 0
         var attempts = 0
         var successes = 0
         var failuresByClass: [String: Int] = [:]
         var lastError: String?
+    }
+
+    /// One provider's record and its lock.
+    final class Cell: Sendable {
+        let state: Mutex<Entry>
+        init(_ entry: Entry) { state = Mutex(entry) }
     }
 
     enum Admission: Equatable {
@@ -81,7 +92,13 @@ final class HealthRegistry: Sendable {
         case rejected(until: Duration, reason: SkippedProvider.Reason)
     }
 
-    private let entries: Mutex<[Entry]>
+    private let cells: [Cell]
+    /// Probes let through because every candidate of a request was closed to traffic, in flight across the chain.
+    private let forcedProbes = Mutex(0)
+    /// The most forced probes in flight (the breaker's ``CircuitBreaker/Configuration/halfOpenMaxProbes``).
+    let maxForcedProbes: Int
+    /// The longest a `Retry-After` keeps a provider out of rotation.
+    let longestSkip: Duration
     /// Latency samples older than this are forgotten, so a recovered provider is measured again.
     let latencyMaxAge: Duration
     /// Weight of a new sample in the decaying average.
@@ -90,28 +107,78 @@ final class HealthRegistry: Sendable {
     /// as the average; without a ceiling an outage of a few hundred requests doubles it past `Duration`'s range.
     static let slowestLatencyMs: Double = 3_600_000
 
-    init(count: Int, breaker: CircuitBreaker.Configuration, latencyMaxAge: Duration, latencySmoothing: Double = 0.3) {
-        entries = Mutex(Array(repeating: Entry(breaker: CircuitBreaker(configuration: breaker)), count: count))
+    init(
+        count: Int,
+        breaker: CircuitBreaker.Configuration,
+        latencyMaxAge: Duration,
+        latencySmoothing: Double = 0.3,
+        retryBudget: RetryBudget = .init(),
+        longestSkip: Duration = RetryPolicy().maxRetryAfterSkip
+    ) {
+        let entry = Entry(breaker: CircuitBreaker(configuration: breaker), budget: RetryBudgetWindow(retryBudget))
+        cells = (0..<count).map { _ in Cell(entry) }
+        maxForcedProbes = breaker.halfOpenMaxProbes
+        self.longestSkip = longestSkip.clamped(to: Bounds.longestDuration)
         self.latencyMaxAge = latencyMaxAge
         self.latencySmoothing = latencySmoothing
     }
 
+    /// Whether a first attempt may go to the provider now; a request admitted counts toward its retry budget.
     func admit(_ index: Int, now: Duration) -> Admission {
-        entries.withLock { entries in
-            if entries[index].notBefore > now {
-                return .rejected(until: entries[index].notBefore, reason: .retryAfter)
+        cells[index].state.withLock { entry in
+            if entry.notBefore > now {
+                return .rejected(until: entry.notBefore, reason: .retryAfter)
             }
-            switch entries[index].breaker.admit(now: now) {
-            case .allowed: return .allowed
-            case .probe: return .probe
+            let admission: Admission
+            switch entry.breaker.admit(now: now) {
+            case .allowed: admission = .allowed
+            case .probe: admission = .probe
             case .rejected(let until): return .rejected(until: until, reason: .circuitOpen)
             }
+            entry.budget.noteRequest(now: now)
+            return admission
         }
     }
 
-    func forceProbe(_ index: Int, now: Duration) {
-        entries.withLock { $0[index].breaker.forceProbe(now: now) }
+    /// Takes one retry from the provider's budget, if its breaker is closed and its budget allows another.
+    func takeRetry(_ index: Int, now: Duration) -> Bool {
+        cells[index].state.withLock { entry in
+            guard entry.breaker.state == .closed else { return false }
+            return entry.budget.takeRetry(now: now)
+        }
     }
+
+    /// Whether a retry decided earlier may still go: the breaker is still closed (other requests may have opened
+    /// it meanwhile) and no `Retry-After` runs beyond now.
+    func isOpenToRetry(_ index: Int, now: Duration) -> Bool {
+        cells[index].state.withLock { entry in
+            entry.notBefore <= now && entry.breaker.state == .closed
+        }
+    }
+
+    /// Lets one request through to a provider that is closed to traffic (every candidate was), unless
+    /// ``maxForcedProbes`` such probes are already in flight for the chain. Balance with ``releaseForcedProbe()``.
+    func forceProbe(_ index: Int, now: Duration) -> Bool {
+        let taken = forcedProbes.withLock { count -> Bool in
+            guard count < maxForcedProbes else { return false }
+            count += 1
+            return true
+        }
+        guard taken else { return false }
+        cells[index].state.withLock { entry in
+            entry.breaker.forceProbe(now: now)
+            entry.budget.noteRequest(now: now)
+        }
+        return true
+    }
+
+    /// Ends a probe started by ``forceProbe(_:now:)``.
+    func releaseForcedProbe() {
+        forcedProbes.withLock { $0 = max(0, $0 - 1) }
+    }
+
+    /// Forced probes in flight (for tests).
+    var forcedProbesInFlight: Int { forcedProbes.withLock { $0 } }
 
     /// Records an attempt's end; returns the breaker's new state when it changed.
     func record(
@@ -122,58 +189,78 @@ final class HealthRegistry: Sendable {
         latency: Duration?,
         error: ProviderError?
     ) -> CircuitBreaker.State? {
-        entries.withLock { entries in
-            entries[index].attempts += 1
+        cells[index].state.withLock { entry in
+            entry.attempts += 1
             if let error {
-                entries[index].failuresByClass[error.kind.label, default: 0] += 1
-                entries[index].lastError = error.description
+                entry.failuresByClass[error.kind.label, default: 0] += 1
+                entry.lastError = error.description
             } else if outcome == .success {
-                entries[index].successes += 1
+                entry.successes += 1
             }
             if let latency, outcome != .neutral {
                 let sample = min(max(0, latency.milliseconds), Self.slowestLatencyMs)
-                let stale = now - entries[index].lastSampleAt > latencyMaxAge
-                if let current = entries[index].latencyMs, !stale {
+                let stale = now - entry.lastSampleAt > latencyMaxAge
+                if let current = entry.latencyMs, !stale {
                     // A failure counts as a slow sample: never faster than what we knew.
                     let value = outcome == .failure ? min(max(sample, current * 2), Self.slowestLatencyMs) : sample
-                    entries[index].latencyMs = current + latencySmoothing * (value - current)
+                    entry.latencyMs = current + latencySmoothing * (value - current)
                 } else {
-                    entries[index].latencyMs = outcome == .failure ? min(max(sample, 1) * 2, Self.slowestLatencyMs) : sample
+                    entry.latencyMs = outcome == .failure ? min(max(sample, 1) * 2, Self.slowestLatencyMs) : sample
                 }
-                entries[index].lastSampleAt = now
-                if entries[index].recentLatencies.count < 64 {
-                    entries[index].recentLatencies.append(sample)
+                entry.lastSampleAt = now
+                if entry.recentLatencies.count < 64 {
+                    entry.recentLatencies.append(sample)
                 } else {
-                    entries[index].recentLatencies[entries[index].recentNext] = sample
-                    entries[index].recentNext = (entries[index].recentNext + 1) % 64
+                    entry.recentLatencies[entry.recentNext] = sample
+                    entry.recentNext = (entry.recentNext + 1) % 64
                 }
             }
-            return entries[index].breaker.record(outcome, wasProbe: wasProbe, now: now)
+            return entry.breaker.record(outcome, wasProbe: wasProbe, now: now)
         }
     }
 
     func suspend(_ index: Int, until: Duration) -> CircuitBreaker.State? {
-        entries.withLock { $0[index].breaker.trip(until: until) }
+        cells[index].state.withLock { $0.breaker.trip(until: until) }
     }
 
-    func setNotBefore(_ index: Int, _ time: Duration) {
-        entries.withLock { $0[index].notBefore = max($0[index].notBefore, time) }
+    /// Keeps the provider out of rotation for `retryAfter` (at most ``longestSkip``); never shortens a window.
+    func setNotBefore(_ index: Int, now: Duration, retryAfter: Duration) {
+        let until = now + min(max(.zero, retryAfter), longestSkip)
+        cells[index].state.withLock { $0.notBefore = max($0.notBefore, until) }
+    }
+
+    /// The breaker's open period for `index` right now (for suspensions that follow the breaker's schedule).
+    func recoveryPeriod(_ index: Int) -> Duration {
+        cells[index].state.withLock { $0.breaker.configuration.recoveryPeriod(afterFailedProbes: $0.breaker.failedProbes) }
     }
 
     /// Average latencies in milliseconds, `nil` for providers without a recent sample.
     func latencies(now: Duration) -> [Double?] {
-        entries.withLock { entries in
-            entries.map { entry in
+        cells.map { cell in
+            cell.state.withLock { entry in
                 guard let latency = entry.latencyMs, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
                 return latency
             }
         }
     }
 
+    /// Marks one more request exploring `index` (routed there without a recent latency figure), unless `limit`
+    /// are already in flight; balance a `true` with ``endExploring(_:)``.
+    func beginExploring(_ index: Int, limit: Int) -> Bool {
+        cells[index].state.withLock { entry in
+            guard entry.exploring < limit else { return false }
+            entry.exploring += 1
+            return true
+        }
+    }
+
+    func endExploring(_ index: Int) {
+        cells[index].state.withLock { $0.exploring = max(0, $0.exploring - 1) }
+    }
+
     /// The `percentile` (0...1) of the provider's recent latencies, `nil` without recent samples.
     func latencyPercentile(_ index: Int, _ percentile: Double, now: Duration) -> Duration? {
-        entries.withLock { entries in
-            let entry = entries[index]
+        cells[index].state.withLock { entry in
             guard !entry.recentLatencies.isEmpty, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
             let sorted = entry.recentLatencies.sorted()
             let position = min(sorted.count - 1, max(0, Int(saturating: (Double(sorted.count - 1) * percentile).rounded(.up))))
@@ -182,25 +269,70 @@ final class HealthRegistry: Sendable {
     }
 
     func snapshot(providers: [Provider], now: Duration) -> [ProviderHealth] {
-        entries.withLock { entries in
-            let total = max(1, entries.reduce(0) { $0 + $1.successes })
-            return zip(providers, entries).map { provider, entry in
-                ProviderHealth(
-                    name: provider.name,
-                    kind: provider.kind,
-                    model: provider.model,
-                    state: entry.breaker.state,
-                    consecutiveFailures: entry.breaker.consecutiveFailures,
-                    reopensIn: entry.breaker.opensAt.map { max(.zero, $0 - now) },
-                    retryAfterRemaining: entry.notBefore > now ? entry.notBefore - now : nil,
-                    latency: entry.latencyMs.map { .clampedMilliseconds($0) },
-                    attempts: entry.attempts,
-                    successes: entry.successes,
-                    failuresByClass: entry.failuresByClass,
-                    lastError: entry.lastError,
-                    share: Double(entry.successes) / Double(total)
-                )
-            }
+        let entries = cells.map { cell in cell.state.withLock { $0 } }
+        let total = max(1, entries.reduce(0) { $0.saturatingAdd($1.successes) })
+        return zip(providers, entries).map { provider, entry in
+            ProviderHealth(
+                name: provider.name,
+                kind: provider.kind,
+                model: provider.model,
+                state: entry.breaker.state,
+                consecutiveFailures: entry.breaker.consecutiveFailures,
+                reopensIn: entry.breaker.opensAt.map { max(.zero, $0 - now) },
+                retryAfterRemaining: entry.notBefore > now ? entry.notBefore - now : nil,
+                latency: entry.latencyMs.map { .clampedMilliseconds($0) },
+                attempts: entry.attempts,
+                successes: entry.successes,
+                failuresByClass: entry.failuresByClass,
+                lastError: entry.lastError,
+                share: Double(entry.successes) / Double(total)
+            )
         }
+    }
+}
+
+/// A provider's retry budget over a sliding window, in ten buckets: O(1) per request and per retry.
+struct RetryBudgetWindow: Sendable {
+    let budget: RetryBudget
+    private let bucketNanoseconds: Int64
+    private var numbers = [Int64](repeating: .min, count: 10)
+    private var requests = [Int](repeating: 0, count: 10)
+    private var retries = [Int](repeating: 0, count: 10)
+
+    init(_ budget: RetryBudget) {
+        self.budget = budget
+        bucketNanoseconds = max(1, budget.window.clampedNanoseconds / 10)
+    }
+
+    private mutating func slot(_ now: Duration) -> Int {
+        let number = max(0, now.clampedNanoseconds) / bucketNanoseconds
+        let slot = Int(number % 10)
+        if numbers[slot] != number {
+            numbers[slot] = number
+            requests[slot] = 0
+            retries[slot] = 0
+        }
+        return slot
+    }
+
+    mutating func noteRequest(now: Duration) {
+        requests[slot(now)] += 1
+    }
+
+    /// Takes one retry from the budget if it allows one: retries within the window stay under
+    /// `minimumRetries + ratio × requests`.
+    mutating func takeRetry(now: Duration) -> Bool {
+        let current = slot(now)
+        let number = numbers[current]
+        var recentRequests = 0
+        var recentRetries = 0
+        for index in 0..<10 where numbers[index] > number - 10 && numbers[index] <= number {
+            recentRequests += requests[index]
+            recentRetries += retries[index]
+        }
+        let allowed = Double(budget.minimumRetries) + budget.ratio * Double(recentRequests)
+        guard Double(recentRetries) < allowed else { return false }
+        retries[current] += 1
+        return true
     }
 }

@@ -86,7 +86,17 @@ public struct RetryPolicy: Hashable, Sendable {
     /// Whether the delay is drawn uniformly from zero to the ceiling ("full jitter"); `false` waits the ceiling.
     public var jitter: Bool
     /// The longest `Retry-After` the chain waits for on the same provider; longer ones fail over at once.
+    ///
+    /// A wait that fits (and fits the request's deadline) is lengthened by a random 0–10%, so the clients a
+    /// provider refused together do not all come back in the same instant.
     public var maxRetryAfterWait: Duration
+    /// The longest a `Retry-After` keeps a provider out of rotation (5 minutes by default), however long it asks:
+    /// a maintenance page saying `Retry-After: 86400` must not silence a provider for a day. When every provider
+    /// of a request is closed to traffic, the one whose window ends soonest is probed anyway, like an open breaker.
+    public var maxRetryAfterSkip: Duration
+    /// How many retries a provider may get, as a share of its recent requests, so that an outage does not
+    /// multiply the traffic sent to it.
+    public var budget: RetryBudget
 
     /// Creates a policy.
     public init(
@@ -94,17 +104,29 @@ public struct RetryPolicy: Hashable, Sendable {
         maxDelay: Duration = .seconds(8),
         multiplier: Double = 2,
         jitter: Bool = true,
-        maxRetryAfterWait: Duration = .seconds(10)
+        maxRetryAfterWait: Duration = .seconds(10),
+        maxRetryAfterSkip: Duration = .seconds(300),
+        budget: RetryBudget = .init()
     ) {
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.multiplier = multiplier
         self.jitter = jitter
         self.maxRetryAfterWait = maxRetryAfterWait
+        self.maxRetryAfterSkip = maxRetryAfterSkip
+        self.budget = budget
     }
 
     /// No waiting between retries (tests, or callers who want the fastest failover).
     public static let immediate = RetryPolicy(baseDelay: .zero, maxDelay: .zero, jitter: false)
+
+    /// The wait before retrying a provider that said `Retry-After: retryAfter`: the provider's word, plus a
+    /// random 0–10% when ``jitter`` is on.
+    public func delay(forRetryAfter retryAfter: Duration, using generator: inout some RandomNumberGenerator) -> Duration {
+        let milliseconds = max(0, retryAfter.milliseconds)
+        guard jitter, milliseconds > 0 else { return .clampedMilliseconds(milliseconds) }
+        return .clampedMilliseconds(milliseconds * (1 + Double.random(in: 0...0.1, using: &generator)))
+    }
 
     /// The delay before retry number `retry` (1 for the first retry).
     public func delay(forRetry retry: Int, using generator: inout some RandomNumberGenerator) -> Duration {
@@ -115,4 +137,27 @@ public struct RetryPolicy: Hashable, Sendable {
         let ms = jitter ? Double.random(in: 0...ceilingMs, using: &generator) : ceilingMs
         return .clampedMilliseconds(ms)
     }
+}
+
+/// A retry budget, in the manner of Envoy's retry budgets and gRPC's retry throttling: within any ``window``, a
+/// provider gets at most ``minimumRetries`` plus ``ratio`` × its requests in retries. Beyond that a retryable
+/// failure fails over at once, so an outage costs each request at most one attempt per provider instead of
+/// `maxRetries + 1`.
+public struct RetryBudget: Hashable, Sendable {
+    /// Retries allowed as a share of the provider's requests in the window (0.2: one retry per five requests).
+    public var ratio: Double
+    /// Retries always allowed within the window, so a provider with little traffic can still be retried.
+    public var minimumRetries: Int
+    /// The sliding window the budget counts over.
+    public var window: Duration
+
+    /// Creates a budget.
+    public init(ratio: Double = 0.2, minimumRetries: Int = 10, window: Duration = .seconds(10)) {
+        self.ratio = ratio.isFinite ? min(max(ratio, 0), 1_000) : 0
+        self.minimumRetries = max(0, minimumRetries)
+        self.window = max(.milliseconds(10), window.clamped(to: Bounds.longestDuration))
+    }
+
+    /// No budget: every retry the policy allows is made.
+    public static let unlimited = RetryBudget(ratio: 1_000, minimumRetries: Int.max / 2)
 }

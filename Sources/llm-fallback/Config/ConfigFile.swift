@@ -163,10 +163,18 @@ struct ChainSettings: Sendable {
 
     /// The keys a chain may have.
     static let keys = [
-        "strategy", "timeout", "request_timeout", "max_retries", "circuit_breaker", "mid_stream", "stream", "providers",
+        "strategy", "timeout", "request_timeout", "max_retries", "circuit_breaker", "retry", "mid_stream", "stream",
+        "providers",
     ]
     /// The keys of `circuit_breaker`.
-    static let breakerKeys = ["enabled", "failure_threshold", "recovery_timeout", "half_open_max_probes"]
+    static let breakerKeys = [
+        "enabled", "failure_threshold", "recovery_timeout", "max_recovery_timeout", "half_open_max_probes",
+        "count_rate_limits_with_retry_after",
+    ]
+    /// The keys of `retry`.
+    static let retryKeys = ["max_retry_after_wait", "max_retry_after_skip", "budget"]
+    /// The keys of `retry.budget`.
+    static let budgetKeys = ["ratio", "minimum", "window"]
     /// The keys of `stream`.
     static let streamKeys = ["first_token", "idle", "total"]
     /// The strategy names, for messages.
@@ -199,6 +207,9 @@ struct ChainSettings: Sendable {
         }
         if let value = mapping["circuit_breaker"] {
             configuration.circuitBreaker = readBreaker(value)
+        }
+        if let value = mapping["retry"] {
+            readRetry(value, into: &configuration.retry)
         }
         if let value = mapping["mid_stream"], let text = value.choice(["fail", "restart", "continue"]) {
             switch text {
@@ -248,7 +259,23 @@ struct ChainSettings: Sendable {
         if let threshold = mapping["failure_threshold"]?.integer(in: 1...1000) { breaker.failureThreshold = threshold }
         if let timeout = mapping["recovery_timeout"]?.duration() { breaker.recoveryTimeout = timeout }
         if let probes = mapping["half_open_max_probes"]?.integer(in: 1...1000) { breaker.halfOpenMaxProbes = probes }
+        if let ceiling = mapping["max_recovery_timeout"]?.duration() { breaker.maxRecoveryTimeout = ceiling }
+        if let counts = mapping["count_rate_limits_with_retry_after"]?.bool() { breaker.countsRateLimitsWithRetryAfter = counts }
         return breaker
+    }
+
+    /// Reads `retry: { max_retry_after_wait, max_retry_after_skip, budget: { ratio, minimum, window } }`.
+    private static func readRetry(_ node: ConfigNode, into retry: inout RetryPolicy) {
+        guard let mapping = node.mapping(allowed: retryKeys) else { return }
+        if let wait = mapping["max_retry_after_wait"]?.duration() { retry.maxRetryAfterWait = wait }
+        if let skip = mapping["max_retry_after_skip"]?.duration() { retry.maxRetryAfterSkip = skip }
+        if let budgetNode = mapping["budget"], let budget = budgetNode.mapping(allowed: budgetKeys) {
+            retry.budget = RetryBudget(
+                ratio: budget["ratio"]?.number(in: 0...1000) ?? retry.budget.ratio,
+                minimumRetries: budget["minimum"]?.integer(in: 0...1_000_000) ?? retry.budget.minimumRetries,
+                window: budget["window"]?.duration() ?? retry.budget.window
+            )
+        }
     }
 
     private static func readStreamTimeouts(_ node: ConfigNode) -> StreamTimeouts? {

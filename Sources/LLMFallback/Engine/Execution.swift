@@ -1,0 +1,373 @@
+import Logging
+import Synchronization
+import Tracing
+
+extension FallbackChain {
+    /// The one run of one request through the chain: its deadline, its queue of candidates, its attempts and its
+    /// trace.
+    ///
+    /// A plain request has one ``Leg`` drawing from the queue; a hedged one has two, so no provider is called twice
+    /// for one request unless the retry policy says so. Admission (breakers, `Retry-After` windows, suspensions,
+    /// the retry budget, forced probes) is asked of the chain's ``HealthRegistry`` for every attempt, retries
+    /// included.
+    final class Execution: Sendable {
+        struct State {
+            var queue: ArraySlice<Int>
+            var trace: [AttemptRecord] = []
+            var failures: [ProviderError] = []
+            var skipped: [SkippedProvider] = []
+            /// Candidates skipped because they were closed to traffic (open breaker, `Retry-After`), and until when.
+            var closed: [(index: Int, until: Duration)] = []
+            var triedAny = false
+            var deadlineExceeded = false
+            /// Providers routed to without a recent latency figure, whose exploration slot is released at the end.
+            var exploring: [Int] = []
+        }
+
+        let chain: FallbackChain
+        /// The request's one deadline, shared by every leg, attempt and stream body.
+        let deadline: Duration?
+        let planned: [Int]
+        let state: Mutex<State>
+
+        init(chain: FallbackChain, planned: [Int], deadline: Duration?, exploring: [Int] = []) {
+            self.chain = chain
+            self.planned = planned
+            self.deadline = deadline
+            self.state = Mutex(State(queue: planned[...], exploring: exploring))
+        }
+
+        /// Releases what the request held for its whole run (latency exploration slots).
+        func end() {
+            let exploring = state.withLock { state -> [Int] in
+                defer { state.exploring = [] }
+                return state.exploring
+            }
+            for index in exploring { chain.health.endExploring(index) }
+        }
+
+        var trace: [AttemptRecord] { state.withLock { $0.trace } }
+
+        /// The error when no provider answered; logged.
+        func allFailed() -> AllProvidersFailed {
+            let failed = state.withLock { state in
+                AllProvidersFailed(failures: state.failures, trace: state.trace, deadlineExceeded: state.deadlineExceeded, skipped: state.skipped)
+            }
+            chain.logger.error("all providers failed", metadata: ["error": "\(failed)"])
+            return failed
+        }
+
+        /// The route the request was planned on, by provider name.
+        var route: [String] { planned.map { chain.entries[$0].provider.name } }
+
+        /// Takes the next candidate for `leg`: the next in the queue that admission lets through; when every
+        /// candidate of the request was closed to traffic, the one that reopens soonest, as a forced probe, if the
+        /// chain's bound on forced probes allows; `nil` when none is left.
+        func nextCandidate(for leg: Leg) -> (ChainEntry, ResolvedProvider)? {
+            let health = chain.health
+            while true {
+                let now = chain.clock.now()
+                enum Pick { case queued(Int), forced(Int), none }
+                let pick = state.withLock { state -> Pick in
+                    if let next = state.queue.popFirst() { return .queued(next) }
+                    guard !state.triedAny, let soonest = state.closed.min(by: { $0.until < $1.until }) else { return .none }
+                    state.closed.removeAll()
+                    return .forced(soonest.index)
+                }
+                switch pick {
+                case .none:
+                    return nil
+                case .queued(let next):
+                    switch health.admit(next, now: now) {
+                    case .allowed:
+                        leg.isProbe = false
+                    case .probe:
+                        leg.isProbe = true
+                    case .rejected(let until, let reason):
+                        let skip = SkippedProvider(provider: chain.entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
+                        state.withLock { state in
+                            state.skipped.append(skip)
+                            state.closed.append((next, until))
+                        }
+                        chain.logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
+                        chain.emit(.skipped(skip))
+                        continue
+                    }
+                    leg.index = next
+                case .forced(let soonest):
+                    // Every candidate is closed to traffic: rather than fail without trying, probe the one that
+                    // reopens soonest, but never more than halfOpenMaxProbes such probes at once for the chain
+                    // (the rest fail fast, as their skips say).
+                    guard health.forceProbe(soonest, now: now) else { return nil }
+                    leg.index = soonest
+                    leg.isProbe = true
+                    leg.isForced = true
+                }
+                state.withLock { $0.triedAny = true }
+                leg.retry = 0
+                let entry = chain.entries[leg.index]
+                if let previous = leg.previous {
+                    chain.failover(from: chain.entries[previous.index].provider, to: entry.provider, error: previous.error)
+                }
+                switch entry.resolved {
+                case .success(let resolved):
+                    return (entry, resolved)
+                case .failure(let error):
+                    state.withLock { state in
+                        state.trace.append(AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: 1, outcome: .failure(error.kind), duration: .zero, message: error.message))
+                        state.failures.append(error)
+                    }
+                    _ = health.record(leg.index, outcome: .neutral, wasProbe: leg.isProbe, now: now, latency: nil, error: error)
+                    leg.releaseForcedProbe()
+                    leg.previous = (leg.index, error)
+                }
+            }
+        }
+
+        /// The next attempt's timeout and context; `nil` when the request's deadline has passed.
+        func beginAttempt(_ entry: ChainEntry, leg: Leg) -> (timeout: Duration, context: AttemptContext)? {
+            let now = chain.clock.now()
+            if let deadline, now >= deadline {
+                state.withLock { $0.deadlineExceeded = true }
+                if leg.isProbe { _ = chain.health.record(leg.index, outcome: .neutral, wasProbe: true, now: now, latency: nil, error: nil) }
+                leg.releaseForcedProbe()
+                return nil
+            }
+            var timeout = entry.provider.timeout
+            if let limit = chain.configuration.timeout { timeout = min(timeout, limit) }
+            if let deadline { timeout = min(timeout, deadline - now) }
+            chain.emit(.attemptStarted(provider: entry.provider, number: leg.retry + 1))
+            let trace = state.withLock { $0.trace }
+            return (timeout, AttemptContext(number: trace.count + 1, retry: leg.retry, previousFailure: leg.previous?.error, trace: trace))
+        }
+
+        /// Whether the retry `leg` decided on may still go after its wait: admission is asked again, as another
+        /// request may have opened the provider's breaker meanwhile. When it may not, the failure that called
+        /// for the retry stands and the leg moves on.
+        func mayRetry(_ leg: Leg) -> Bool {
+            if chain.health.isOpenToRetry(leg.index, now: chain.clock.now()) { return true }
+            if let error = leg.pendingRetry {
+                leg.pendingRetry = nil
+                state.withLock { $0.failures.append(error) }
+                leg.previous = (leg.index, error)
+            }
+            return false
+        }
+
+        /// Records an attempt's result and decides what comes next.
+        func finish<Value: Sendable>(_ result: AttemptResult<Value>, entry: ChainEntry, leg: Leg, attemptStart: Duration, span: any Span) throws -> Decision<Value> {
+            defer { leg.releaseForcedProbe() }
+            let now = chain.clock.now()
+            let duration = now - attemptStart
+            let health = chain.health
+            let index = leg.index
+            let isProbe = leg.isProbe
+            let number = leg.retry + 1
+            switch result {
+            case .success(let value, let latency):
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .success, duration: duration)
+                let (trace, failovers) = state.withLock { state -> ([AttemptRecord], Int) in
+                    state.trace.append(record)
+                    return (state.trace, state.failures.count)
+                }
+                let change = health.record(index, outcome: .success, wasProbe: isProbe, now: now, latency: latency, error: nil)
+                chain.observe(entry: entry, record: record, breakerChange: change, error: nil)
+                if span.isRecording { span.attributes["llm_fallback.failovers"] = failovers }
+                return .done(Outcome(value: value, index: index, latency: duration, trace: trace, route: route))
+
+            case .cancelled:
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .cancelled, duration: duration)
+                state.withLock { $0.trace.append(record) }
+                _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: nil)
+                chain.emit(.attemptFinished(provider: entry.provider, record: record))
+                throw CancellationError()
+
+            case .fatal(var error, let thrown):
+                error = entry.redact(error)
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
+                let trace = state.withLock { state -> [AttemptRecord] in
+                    state.trace.append(record)
+                    return state.trace
+                }
+                let change = health.record(index, outcome: breakerOutcome(for: error), wasProbe: isProbe, now: now, latency: duration, error: error)
+                chain.observe(entry: entry, record: record, breakerChange: change, error: error)
+                if var interrupted = thrown as? StreamInterrupted {
+                    interrupted.trace = trace
+                    throw interrupted
+                }
+                throw thrown
+
+            case .failure(var error, let forceFailover):
+                error = entry.redact(error)
+                let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
+                state.withLock { $0.trace.append(record) }
+                let change = health.record(index, outcome: breakerOutcome(for: error), wasProbe: isProbe, now: now, latency: duration, error: error)
+                chain.observe(entry: entry, record: record, breakerChange: change, error: error)
+                if let retryAfter = error.retryAfter {
+                    health.setNotBefore(index, now: now, retryAfter: retryAfter)
+                }
+                let configuration = chain.configuration
+                var action = configuration.failurePolicy.action(for: error)
+                // A stream that broke after content (restart, continue) goes to the next provider, as documented.
+                if forceFailover && (action == .stop || action == .retry) { action = .failover }
+                switch action {
+                case .stop:
+                    throw error
+                case .failoverAndSuspend:
+                    if let change = health.suspend(index, until: now + configuration.circuitBreaker.recoveryTimeout) {
+                        chain.emit(.breakerChanged(provider: entry.provider, state: change))
+                    }
+                case .failover:
+                    break
+                case .retry:
+                    leg.isProbe = false
+                    if leg.retry < entry.provider.maxRetries && !isProbe && change != .open {
+                        // A provider's Retry-After is its own word on when to come back; otherwise back off.
+                        let delay = chain.routing.withLock { state in
+                            error.retryAfter.map { configuration.retry.delay(forRetryAfter: $0, using: &state.random) }
+                                ?? configuration.retry.delay(forRetry: leg.retry + 1, using: &state.random)
+                        }
+                        let fits = deadline.map { now + delay < $0 } ?? true
+                        let acceptable = error.retryAfter.map { $0 <= configuration.retry.maxRetryAfterWait } ?? true
+                        if fits && acceptable && health.takeRetry(index, now: now) {
+                            leg.retry += 1
+                            leg.pendingRetry = error
+                            return .retry(wakeAt: delay > .zero ? now + delay : nil)
+                        }
+                    }
+                }
+                state.withLock { $0.failures.append(error) }
+                leg.previous = (index, error)
+                return .next
+            }
+        }
+
+        /// What a failure means to the provider's breaker: nothing for a client error, nor (by default) for a rate
+        /// limit that said when to come back (its `Retry-After` window already keeps the provider out).
+        func breakerOutcome(for error: ProviderError) -> CircuitBreaker.Outcome {
+            if error.kind.isClientError { return .neutral }
+            if error.kind == .rateLimited, error.retryAfter != nil, !chain.configuration.circuitBreaker.countsRateLimitsWithRetryAfter {
+                return .neutral
+            }
+            return .failure
+        }
+    }
+
+    /// What an execution decided after an attempt.
+    enum Decision<Value: Sendable> {
+        /// The request is answered.
+        case done(Outcome<Value>)
+        /// Try the same provider again, after waiting until the given instant (if any).
+        case retry(wakeAt: Duration?)
+        /// Move on to the next candidate.
+        case next
+    }
+
+    /// One consumer of an execution's candidates, used by one task: where it is and what it holds.
+    final class Leg {
+        let health: HealthRegistry
+        /// The current candidate.
+        var index = 0
+        var isProbe = false
+        /// Whether the current attempt holds one of the chain's forced-probe slots.
+        var isForced = false
+        /// Retries of the current candidate so far.
+        var retry = 0
+        /// The failure a retry was decided on, until the retry goes.
+        var pendingRetry: ProviderError?
+        /// The last provider that failed on this leg, for the failover callback.
+        var previous: (index: Int, error: ProviderError)?
+
+        init(health: HealthRegistry) { self.health = health }
+
+        func releaseForcedProbe() {
+            guard isForced else { return }
+            isForced = false
+            health.releaseForcedProbe()
+        }
+    }
+
+    /// Runs one leg of `run`: candidates in order, retries, failover, deadlines. Returns `nil` when this leg ran out
+    /// of candidates (the request failed if no other leg answers).
+    ///
+    /// The bookkeeping lives in ``Execution`` and its synchronous methods, and this driver keeps only what crosses
+    /// an `await`: an async function's frame holds every local that lives across a suspension, and each open
+    /// stream keeps its frames for as long as it runs.
+    func drive<Value: Sendable>(_ run: Execution, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value>? {
+        let leg = Leg(health: health)
+        defer { leg.releaseForcedProbe() }
+        candidates: while true {
+            try Task.checkCancellation()
+            guard let (entry, resolved) = run.nextCandidate(for: leg) else { return nil }
+            while true {
+                guard let (timeout, context) = run.beginAttempt(entry, leg: leg) else { return nil }
+                let attemptStart = clock.now()
+                let result = await withSpan("llm_fallback.attempt", ofKind: .client) { attemptSpan in
+                    Self.describe(attemptSpan, entry: entry, number: context.retry + 1)
+                    let result = await attempt(entry, resolved, timeout, context)
+                    if case .failure(let error, _) = result {
+                        attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
+                    }
+                    return result
+                }
+                switch try run.finish(result, entry: entry, leg: leg, attemptStart: attemptStart, span: span) {
+                case .done(let outcome):
+                    return outcome
+                case .retry(let wakeAt):
+                    if let wakeAt { try await clock.sleep(until: wakeAt) }
+                    guard run.mayRetry(leg) else { continue candidates }
+                    leg.pendingRetry = nil
+                    continue
+                case .next:
+                    continue candidates
+                }
+            }
+        }
+    }
+
+    /// Runs one request with a single leg.
+    func execute<Value: Sendable>(_ run: Execution, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
+        if let outcome = try await drive(run, span: span, attempt: attempt) { return outcome }
+        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+        throw run.allFailed()
+    }
+
+    /// Plans a request: its order (with latency exploration bounded) and its one deadline.
+    func makeExecution(_ options: RequestOptions) -> Execution {
+        let now = clock.now()
+        let deadline = (options.timeout ?? configuration.requestTimeout).map { now + $0.clamped(to: Bounds.longestDuration) }
+        var order = plan(options)
+        var exploring: [Int] = []
+        if case .latency = configuration.strategy.base, order.count > 1 {
+            // Unmeasured (or stale) providers come first so they get measured; but only a few requests at a time
+            // explore each one, and the rest route on what is known.
+            let latencies = health.latencies(now: now)
+            if latencies.contains(where: { $0 != nil }) {
+                var front: [Int] = []
+                var back: [Int] = []
+                for index in order {
+                    if latencies[index] == nil {
+                        if health.beginExploring(index, limit: configuration.maxConcurrentExplorations) {
+                            exploring.append(index)
+                            front.append(index)
+                        } else {
+                            back.append(index)
+                        }
+                    } else {
+                        front.append(index)
+                    }
+                }
+                order = front + back
+            }
+        }
+        return Execution(chain: self, planned: order, deadline: deadline, exploring: exploring)
+    }
+
+    static func describe(_ span: any Span, entry: ChainEntry, number: Int) {
+        // Attributes cost a dictionary each, even on the no-op tracer's spans.
+        guard span.isRecording else { return }
+        span.attributes["llm_fallback.provider"] = entry.provider.name
+        span.attributes["llm_fallback.model"] = entry.provider.model
+        span.attributes["llm_fallback.attempt"] = number
+    }
+}
