@@ -1,0 +1,153 @@
+import Foundation
+import Metrics
+import NIOCore
+import Synchronization
+
+/// One provider of a chain, resolved once, with its adapter and metrics.
+///
+/// A class: the engine passes entries around on every attempt, and a reference is cheaper to copy and to keep in
+/// an async frame than the whole provider.
+final class ChainEntry: Sendable {
+    struct Metrics: Sendable {
+        let attempts: Counter
+        let successes: Counter
+        let duration: Timer
+        let breakerState: Gauge
+    }
+
+    let index: Int
+    let provider: Provider
+    let resolved: Result<ResolvedProvider, ProviderError>
+    let adapter: any ProviderAdapter
+    let metrics: Metrics
+
+    init(index: Int, provider: Provider, environment: [String: String], metricsFactory: any MetricsFactory) {
+        self.index = index
+        self.provider = provider
+        do {
+            let resolved = try provider.resolved(environment: environment)
+            self.resolved = .success(resolved)
+            self.adapter = resolved.kind.wireFormat.adapter
+        } catch {
+            self.resolved = .failure(error)
+            self.adapter = OpenAIAdapter()
+        }
+        let dimensions = [("provider", provider.name), ("model", provider.model)]
+        self.metrics = Metrics(
+            attempts: Counter(label: "llm_fallback_attempts_total", dimensions: dimensions, factory: metricsFactory),
+            successes: Counter(label: "llm_fallback_successes_total", dimensions: dimensions, factory: metricsFactory),
+            duration: Timer(label: "llm_fallback_attempt_duration_seconds", dimensions: dimensions, factory: metricsFactory),
+            breakerState: Gauge(label: "llm_fallback_breaker_state", dimensions: dimensions, factory: metricsFactory)
+        )
+    }
+
+    /// Removes the key from an error's message, whatever the provider echoed.
+    func redact(_ error: ProviderError) -> ProviderError {
+        var error = error
+        error.provider = provider.name
+        if case .success(let resolved) = resolved, let key = resolved.apiKey, key.count >= 4, error.message.contains(key) {
+            error.message = error.message.replacingOccurrences(of: key, with: "<redacted>")
+        }
+        return error
+    }
+}
+
+/// A type-erased clock measured as offsets from the chain's creation.
+struct ChainClock: Sendable {
+    let now: @Sendable () -> Duration
+    let sleepUntil: @Sendable (Duration) async throws -> Void
+    let scheduleAt: @Sendable (Duration, @escaping @Sendable () -> Void) -> ScheduledAction
+
+    init<C: Clock>(_ clock: C) where C.Duration == Duration {
+        let origin = clock.now
+        let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
+        self.now = now
+        if C.self == ContinuousClock.self {
+            // The real clock sleeps and schedules on event loop timers: see EventLoopSleep for why not Task.sleep.
+            sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - now()) }
+            scheduleAt = { offset, action in ScheduledAction.onEventLoop(after: offset - now(), action) }
+        } else {
+            sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
+            scheduleAt = { offset, action in
+                .task(
+                    Task {
+                        do {
+                            try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil)
+                        } catch {
+                            return
+                        }
+                        action()
+                    }
+                )
+            }
+        }
+    }
+
+    /// Runs `action` at `offset` unless cancelled first.
+    func schedule(at offset: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledAction {
+        scheduleAt(offset, action)
+    }
+
+    func sleep(until offset: Duration) async throws {
+        try await sleepUntil(offset)
+    }
+}
+
+/// Runs callbacks in order, off the request path and off Swift Concurrency's threads: callbacks are synchronous
+/// closures, and one that blocks (a slow log sink, a lock) must neither delay a request nor hold one of the few
+/// cooperative threads every task shares. At most 10,000 wait; beyond that the oldest are dropped.
+final class CallbackDispatcher: Sendable {
+    private struct State {
+        /// Pending work from `head` on; the slots before `head` were dropped and are compacted in bulk.
+        var pending: [(@Sendable () -> Void)?] = []
+        var head = 0
+        var draining = false
+    }
+
+    static let limit = 10_000
+    private let queue = DispatchQueue(label: "llm-fallback.callbacks")
+    private let state = Mutex(State())
+
+    /// Queues `work`. When `limit` callbacks are already waiting (a callback that blocks), the oldest is dropped:
+    /// in O(1), as this runs on the request path.
+    func dispatch(_ work: @escaping @Sendable () -> Void) {
+        let startDraining = state.withLock { state -> Bool in
+            if state.pending.count - state.head >= Self.limit {
+                state.pending[state.head] = nil
+                state.head += 1
+                if state.head >= Self.limit {
+                    // Once per `limit` drops: amortised O(1).
+                    state.pending.removeFirst(state.head)
+                    state.head = 0
+                }
+            }
+            state.pending.append(work)
+            defer { state.draining = true }
+            return !state.draining
+        }
+        if startDraining {
+            queue.async { self.drain() }
+        }
+    }
+
+    /// How many callbacks wait to run (for tests).
+    var pendingCount: Int { state.withLock { $0.pending.count - $0.head } }
+
+    private func drain() {
+        while true {
+            let batch = state.withLock { state -> ArraySlice<(@Sendable () -> Void)?> in
+                if state.pending.count == state.head {
+                    state.draining = false
+                    return []
+                }
+                defer {
+                    state.pending.removeAll(keepingCapacity: true)
+                    state.head = 0
+                }
+                return state.pending[state.head...]
+            }
+            if batch.isEmpty { return }
+            for work in batch { work?() }
+        }
+    }
+}

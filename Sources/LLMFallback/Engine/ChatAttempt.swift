@@ -1,0 +1,55 @@
+import NIOCore
+
+extension FallbackChain {
+    func chatAttempt(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
+        let started = clock.now()
+        let expiry = AttemptExpiry()
+        expiry.setTimer(clock.schedule(at: started + timeout) { expiry.expire("no complete answer within \(formatDuration(timeout))") })
+        let result = await withTaskGroup(of: AttemptResult<ChatResponse>.self) { group in
+            group.addTask {
+                await expiry.run { await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout) }
+            }
+            return await group.next() ?? .cancelled
+        }
+        expiry.finish()
+        switch result {
+        case .success(let response, _):
+            return .success(response, latency: Self.normalisedLatency(clock.now() - started, completionTokens: response.usage?.completionTokens))
+        case .failure, .fatal, .cancelled:
+            if let reason = expiry.reason {
+                return .failure(ProviderError(.timeout, message: reason), forceFailover: false)
+            }
+            return result
+        }
+    }
+
+    /// The latency recorded for routing: answers longer than 256 tokens are scaled down in proportion, so a
+    /// long answer does not make a provider look slow.
+    static func normalisedLatency(_ latency: Duration, completionTokens: Int?) -> Duration {
+        guard let tokens = completionTokens, tokens > 256 else { return latency }
+        return latency * (256.0 / Double(tokens))
+    }
+
+    func performChat(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
+        do {
+            let parts = try entry.adapter.makeRequest(request, for: resolved, stream: false)
+            let response = try await transport.send(parts, timeout: timeout)
+            guard (200..<300).contains(response.status) else {
+                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                if Task.isCancelled { return .cancelled }
+                return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
+            }
+            let body = try await response.body.collect(upTo: configuration.maxResponseBytes)
+            let decoded = try entry.adapter.decodeResponse(body, headers: response.headers, for: resolved)
+            return .success(decoded, latency: .zero)
+        } catch let error as ProviderError {
+            if Task.isCancelled { return .cancelled }
+            return .failure(error, forceFailover: false)
+        } catch is CancellationError {
+            return .cancelled
+        } catch {
+            if Task.isCancelled { return .cancelled }
+            return .failure(ProviderError(.connection, message: String(describing: error)), forceFailover: false)
+        }
+    }
+}
