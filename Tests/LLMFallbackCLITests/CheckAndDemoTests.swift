@@ -94,8 +94,14 @@ struct DemoCommandTests {
             "rate limited: retry after 1s",
             "skipped openai/gpt-4o: honouring retry-after",
             "latency routing picked google/gemini-2.0-flash",
+            "no first token from openai/gpt-4o within 1s: failed over before anything reached the user; streamed by anthropic/claude-3-5-haiku-latest",
+            "stream interrupted after",
+            "never a silently truncated answer",
+            "hedging: openai/gpt-4o had not answered within 300ms",
+            "answered by anthropic/claude-3-5-haiku-latest",
+            "1 failed over before the first token, 1 cut stream(s) ended as a visible interruption; hedging answered 1 slow request(s) early",
             "Summary",
-            "20 answered (100%), 0 failed",
+            "22 answered (100%), 0 failed",
             "Every request got an answer",
         ]
         for line in keyLines {
@@ -104,7 +110,7 @@ struct DemoCommandTests {
         // The acts come in order.
         let order = [
             "primary is down", "circuit open", "half-open probe", "recovered", "rate limited", "latency routing picked",
-            "Summary",
+            "no first token", "stream interrupted", "hedging:", "Summary",
         ]
         let positions = order.compactMap { result.stdout.range(of: $0)?.lowerBound }
         #expect(positions.count == order.count)

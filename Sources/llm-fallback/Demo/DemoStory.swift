@@ -51,6 +51,12 @@ final class DemoStory {
     var latencyDecisions = 0
     /// The last comparison latency routing made, such as `62ms vs 303ms`.
     var latencyComparison = ""
+    /// Streams that failed over before their first token reached the user.
+    var streamFailovers = 0
+    /// Streams cut after content, ended as a visible interruption.
+    var interruptions = 0
+    /// Requests a hedge answered.
+    var hedgeWins = 0
 
     /// Creates the story; the providers point at `server`.
     init(server: MockLLMServer, screen: DemoScreen, pause: Duration) {
@@ -84,7 +90,7 @@ final class DemoStory {
         )
     }
 
-    /// Plays the five acts and prints the summary.
+    /// Plays the six acts and prints the summary.
     ///
     /// - Returns: Whether every request was answered.
     func run() async throws -> Bool {
@@ -113,6 +119,7 @@ final class DemoStory {
         try await actRecovery(chain)
         try await actRateLimit(chain)
         let latencyChain = try await actLatencyRouting()
+        try await actStreams()
         summary(chain, latencyChain: latencyChain)
         return failedRequests == 0
     }
@@ -133,7 +140,7 @@ final class DemoStory {
 
     private func act(_ number: Int, _ title: String) {
         screen.emit("")
-        screen.emit(style.bold(style.cyan("[\(number)/5] \(title)")))
+        screen.emit(style.bold(style.cyan("[\(number)/6] \(title)")))
     }
 
     private func actNormalService(_ chain: FallbackChain) async throws {
@@ -214,6 +221,76 @@ final class DemoStory {
         for _ in 0..<6 { try await ask(chain, latencyRouting: true) }
         screen.snapshot()
         return chain
+    }
+
+    private func actStreams() async throws {
+        act(6, "Streams and hedging")
+        var configuration = FallbackChain.Configuration()
+        configuration.retry = .immediate
+        configuration.requestTimeout = .seconds(10)
+        configuration.streamTimeouts = StreamTimeouts(firstToken: .seconds(1), idle: .seconds(2))
+        let chain = FallbackChain([primary, backup], configuration: configuration, logger: CommandLogging.silent)
+        screen.tableTitle = "chain: streams, first token within 1s"
+        screen.health = { chain.healthReport() }
+
+        // A primary that takes the request and never sends a token: the stream fails over before anything shows.
+        server.script(primary.model, .hang)
+        server.script(backup.model, .chunkDelay(.milliseconds(40), .text("Paris is the capital of France.")))
+        screen.log("a third chain streams its answers, with at most 1s to the first token; \(primary.name) will never send one")
+        requests += 1
+        var tag = style.bold("#\(requests)")
+        var started = ContinuousClock.now
+        var text = ""
+        var answering = ""
+        for try await chunk in chain.stream("Question \(requests): what is the capital of France?") {
+            text += chunk.content
+            if chunk.hasContent { answering = chunk.providerName }
+        }
+        answered += 1
+        streamFailovers += 1
+        screen.log(
+            "\(tag) " + style.yellow("no first token from \(primary.name) within 1s")
+                + ": failed over before anything reached the user; streamed by \(style.bold(answering)) in \(DurationText.format(ContinuousClock.now - started)): \"\(text)\""
+        )
+        try await pauseBetweenRequests()
+
+        // A stream cut mid-answer: the user sees an interruption, never a silently truncated answer.
+        server.script(primary.model, .cutStream(afterChunks: 3, text: "The capital of France is Paris, which is also its largest city."))
+        screen.log("\(primary.name) is back, but its next stream will be cut after three chunks")
+        // Not counted among the requests: it cannot be answered, by design of what it shows.
+        tag = style.bold("(cut)")
+        var partial = ""
+        do {
+            for try await chunk in chain.stream("Tell me about Paris.") { partial += chunk.content }
+            screen.log("\(tag) " + style.red("the cut stream was passed off as complete"))
+        } catch let interrupted as StreamInterrupted {
+            interruptions += 1
+            screen.log(
+                "\(tag) " + style.red("stream interrupted after \(interrupted.deliveredChunks) chunks")
+                    + " (\"\(partial)\"): the text already shown cannot be taken back, so the user gets an error, never a silently truncated answer"
+            )
+        }
+        try await pauseBetweenRequests()
+
+        // Hedging: a slow first provider is asked, then the next one too; the first answer wins.
+        server.script(primary.model, .delayed(.milliseconds(1_500), .text("Paris, eventually.")))
+        server.script(backup.model, .delayed(.milliseconds(100), .text("Paris.")))
+        var hedgedConfiguration = configuration
+        hedgedConfiguration.hedging = .after(.milliseconds(300))
+        let hedged = FallbackChain([primary, backup], configuration: hedgedConfiguration, logger: CommandLogging.silent)
+        screen.log("a chain with hedging after 300ms; \(primary.name) now takes 1.5s to answer")
+        requests += 1
+        tag = style.bold("#\(requests)")
+        started = ContinuousClock.now
+        let response = try await hedged.chat("Question \(requests): what is the capital of France?", maxTokens: 50)
+        answered += 1
+        if response.providerName != primary.name { hedgeWins += 1 }
+        screen.log(
+            "\(tag) " + style.green("hedging")
+                + ": \(primary.name) had not answered within 300ms, so \(response.providerName) was asked too; answered by \(style.bold(response.providerName)) in \(DurationText.format(ContinuousClock.now - started)), the slow request cancelled"
+        )
+        try await pauseBetweenRequests()
+        screen.snapshot()
     }
 
     // MARK: - One request, narrated
@@ -388,6 +465,9 @@ final class DemoStory {
         )
         screen.emit(
             "  latency routing:  picked the faster provider \(latencyPicks) of \(latencyDecisions) times once both were measured (\(latencyComparison))"
+        )
+        screen.emit(
+            "  streams:          \(streamFailovers) failed over before the first token, \(interruptions) cut stream(s) ended as a visible interruption; hedging answered \(hedgeWins) slow request(s) early"
         )
         screen.emit("")
         screen.emit(style.bold("Final health, failover chain:"))
