@@ -22,8 +22,10 @@ enum FuzzFailCases {
         .appendingPathComponent("FuzzTesting")
         .appendingPathComponent("FailCases")
 
-    /// The targets replayed elsewhere: the gateway's and the config loader's are not this module's, and the HTTP
-    /// client's needs `NIOEmbedded`, which this test target does not depend on.
+    /// The targets replayed elsewhere: the gateway's (Tests/LLMFallbackGatewayTests/FuzzReplayTests.swift) and the
+    /// config loader's (Tests/LLMFallbackCLITests/FuzzReplayTests.swift) are not this module's; the HTTP client's
+    /// target drives an `EmbeddedChannel` of its own and has kept no crash (a case kept for it would be replayed by
+    /// running the target on it: `FuzzTesting/.build/debug/FuzzHTTPClient FailCases/FuzzHTTPClient/*`).
     static let replayedElsewhere: Set<String> = ["FuzzGatewayRequest", "FuzzConfig", "FuzzHTTPClient"]
 
     /// `FailCases/OPEN`: one `target/name: reason` line per kept case whose fault is not fixed yet.
