@@ -21,6 +21,7 @@ public struct MockBehavior: Sendable {
         case answer(MockAnswer)
         case status(MockErrorSpec, headers: [String: String])
         case raw(status: Int, headers: [String: String], body: String)
+        case rawParts(status: Int, headers: [String: String], parts: [String])
         case delayed(Duration, MockBehavior)
         case chunkDelay(Duration, MockBehavior)
         case cutStream(afterChunks: Int, text: String)
@@ -144,6 +145,22 @@ public struct MockBehavior: Sendable {
     /// - Returns: The behaviour.
     public static func raw(status: Int, headers: [String: String] = [:], body: String) -> MockBehavior {
         MockBehavior(.raw(status: status, headers: headers, body: body))
+    }
+
+    /// Answers with exactly this status, these headers and a chunked body sent in these parts, each written and
+    /// flushed on its own (wrap it in ``chunkDelay(_:_:)`` to space them out, so that a client reads them apart).
+    ///
+    /// ```swift
+    /// server.script("gemini-2.0-flash", .chunkDelay(.milliseconds(20), .raw(status: 200, parts: [first, second])))
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - status: The HTTP status code.
+    ///   - headers: The response headers.
+    ///   - parts: The body's pieces, sent as UTF-8.
+    /// - Returns: The behaviour.
+    public static func raw(status: Int, headers: [String: String] = [:], parts: [String]) -> MockBehavior {
+        MockBehavior(.rawParts(status: status, headers: headers, parts: parts))
     }
 
     /// Waits `delay` before doing what `then` does (before the response head is sent).

@@ -350,4 +350,24 @@ import Testing
             for explorer in explorers { _ = try? await explorer.value }
         }
     }
+
+    // MARK: Finding 22: a Gemini stream's trailing usage is kept
+
+    @Test func aGeminiUsageEventAfterTheFinishReasonIsKept() async throws {
+        try await withServer { server in
+            // The usage comes in a read of its own, after the finish reason.
+            let parts = [
+                #"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Paris."}]},"finishReason":"STOP","index":0}]}"# + "\n\n",
+                #"data: {"candidates":[],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":2,"totalTokenCount":9}}"# + "\n\n",
+            ]
+            server.script(
+                "gemini-2.0-flash",
+                .chunkDelay(.milliseconds(50), .raw(status: 200, headers: ["content-type": "text/event-stream"], parts: parts))
+            )
+            let provider = Provider("google", model: "gemini-2.0-flash", apiKey: "secret-key-123", baseURL: server.baseURL)
+            let answer = try await FallbackChain([provider], configuration: config()).stream("capital of France?").collect()
+            #expect(answer.content == "Paris.")
+            #expect(answer.usage == Usage(promptTokens: 7, completionTokens: 2))
+        }
+    }
 }

@@ -53,6 +53,11 @@ struct ResponsePlanner {
             }
             return [.head(HTTPResponseStatus(statusCode: status), httpHeaders), .body(ByteBuffer(string: body)), .end]
 
+        case .rawParts(let status, let headers, let parts):
+            let httpHeaders = HTTPHeaders(headers.map { ($0.key, $0.value) })
+            return [.head(HTTPResponseStatus(statusCode: status), httpHeaders)]
+                + parts.map { .body(ByteBuffer(string: $0)) } + [.end]
+
         case .delayed(let delay, let then):
             return [.pause(TimeAmount(delay))] + self.steps(for: then)
 
