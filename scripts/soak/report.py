@@ -177,6 +177,13 @@ def main():
         span = loaded[-1]["t"] - loaded[0]["t"]
         row("gateway CPU", f"{cpu:.0f} s over {span:.0f} s ({100 * cpu / max(span, 1):.0f}% of a core; "
             f"{1e6 * cpu / requests:.0f} µs per request)")
+    if results.get("upstream.cpu_s"):
+        parts = results["upstream.cpu_s"].split("+")
+        try:
+            total_cpu = sum(float(p) for p in parts)
+            row("upstreams' CPU (capacity run included)", f"{total_cpu:.0f} s ({' + '.join(parts)})")
+        except ValueError:
+            pass
     if "gateway.rss_after_drain" in results:
         row("after the load (drained)", f"RSS {mib(float(results['gateway.rss_after_drain']))}, "
             f"fds {results.get('gateway.fds_after_drain', '?')}")
