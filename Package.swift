@@ -41,6 +41,7 @@ let package = Package(
         .target(
             name: "LLMFallbackTesting",
             dependencies: [
+                "LLMFallback",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -178,23 +178,23 @@ final class HedgeCounter: Sendable {
     private let count = Mutex(0)
 
     func acquire(limit: Int) -> Bool {
-        count.withLock { count in
+        count.locked { count in
             guard count < limit else { return false }
             count += 1
             return true
         }
     }
 
-    func release() { count.withLock { $0 -= 1 } }
+    func release() { count.locked { $0 -= 1 } }
 
-    var inFlight: Int { count.withLock { $0 } }
+    var inFlight: Int { count.locked { $0 } }
 }
 
 /// Whether a request's hedge has started.
 final class HedgeFlag: Sendable {
     private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.locked { $0 = true } }
+    var isSet: Bool { value.locked { $0 } }
 }
 
 /// A stream failed after content had reached the caller; nothing more will come.

@@ -104,7 +104,7 @@ extension FallbackChain {
         let policy = configuration.midStreamPolicy
         return try await drive(run, span: span) { entry, resolved, timeout, context in
             var attemptRequest = request
-            let delivered = progress.state.withLock { $0 }
+            let delivered = progress.state.locked { $0 }
             var prefilled = false
             if delivered.deliveredChunks > 0 {
                 if policy == .continue && resolved.kind.supportsAssistantPrefill {
@@ -114,7 +114,7 @@ extension FallbackChain {
                     attemptRequest.messages.append(.assistant(String(prefix)))
                     prefilled = true
                 } else {
-                    progress.state.withLock {
+                    progress.state.locked {
                         $0.restartPending = true
                         $0.text = ""
                     }
@@ -144,7 +144,7 @@ extension FallbackChain {
     func reportStreamSuccess(_ outcome: Outcome<StreamSummary>, progress: StreamProgress) {
         guard let onSuccess else { return }
         var summary = outcome.value
-        summary.content = progress.state.withLock { $0.text }
+        summary.content = progress.state.locked { $0.text }
         let response = ChatResponse(
             content: summary.content,
             finishReason: summary.finishReason,

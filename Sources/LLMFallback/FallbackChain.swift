@@ -279,7 +279,7 @@ public final class FallbackChain: Sendable {
         } else {
             latencies = []
         }
-        var ordered = routing.withLock { state -> [Int] in
+        var ordered = routing.locked { state -> [Int] in
             state.counter &+= 1
             return Router.order(
                 candidates,

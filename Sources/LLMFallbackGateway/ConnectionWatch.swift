@@ -39,21 +39,21 @@ final class ConnectionRegistry: Sendable {
     /// The watch of `channel`, if the connection guard is on its pipeline.
     func watch(for channel: any Channel) -> ConnectionWatch? {
         let id = ObjectIdentifier(channel)
-        return watches.withLock { $0[id] }
+        return watches.locked { $0[id] }
     }
 
     func register(_ channel: any Channel) -> ConnectionWatch {
         let watch = ConnectionWatch()
         let id = ObjectIdentifier(channel)
-        watches.withLock { $0[id] = watch }
+        watches.locked { $0[id] = watch }
         return watch
     }
 
     func unregister(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        watches.withLock { _ = $0.removeValue(forKey: id) }
+        watches.locked { _ = $0.removeValue(forKey: id) }
     }
 
     /// The number of connections watched (for tests).
-    var count: Int { watches.withLock { $0.count } }
+    var count: Int { watches.locked { $0.count } }
 }

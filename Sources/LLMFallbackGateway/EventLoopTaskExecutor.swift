@@ -1,3 +1,4 @@
+import LLMFallback
 import NIOCore
 import Synchronization
 
@@ -32,7 +33,7 @@ final class EventLoopTaskExecutors: Sendable {
     /// The executor of `eventLoop`.
     func executor(for eventLoop: any EventLoop) -> EventLoopTaskExecutor {
         let id = ObjectIdentifier(eventLoop)
-        return executors.withLock { executors in
+        return executors.locked { executors in
             if let executor = executors[id] { return executor }
             let executor = EventLoopTaskExecutor(eventLoop: eventLoop)
             executors[id] = executor

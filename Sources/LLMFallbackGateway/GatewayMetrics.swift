@@ -1,3 +1,4 @@
+import LLMFallback
 import CoreMetrics
 import Prometheus
 import Synchronization
@@ -25,7 +26,7 @@ public enum GatewayMetrics {
     /// - Returns: Whether swift-metrics now reports into a Prometheus registry set up by this call or an earlier one.
     @discardableResult
     public static func bootstrap(registry: PrometheusCollectorRegistry = GatewayMetrics.registry) -> Bool {
-        bootstrapped.withLock { done in
+        bootstrapped.locked { done in
             if done { return true }
             guard MetricsSystem.factory is NOOPMetricsHandler else { return false }
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

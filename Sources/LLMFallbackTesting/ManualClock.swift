@@ -1,3 +1,4 @@
+import LLMFallback
 import Synchronization
 
 /// A clock that moves only when a test says so, for exact and fast tests of time-based logic (circuit breakers,
@@ -45,19 +46,19 @@ public final class ManualClock: Clock, Sendable {
     /// Creates a clock at offset zero.
     public init() {}
 
-    public var now: Instant { state.withLock { $0.now } }
+    public var now: Instant { state.locked { $0.now } }
 
     public var minimumResolution: Duration { .zero }
 
     /// How many tasks are sleeping on this clock.
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    public var sleeperCount: Int { state.locked { $0.sleepers.count } }
 
     /// The earliest deadline any sleeper waits for.
-    public var nextDeadline: Instant? { state.withLock { $0.sleepers.values.map(\.deadline).min() } }
+    public var nextDeadline: Instant? { state.locked { $0.sleepers.values.map(\.deadline).min() } }
 
     public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         try Task.checkCancellation()
-        let id: Int? = state.withLock { state in
+        let id: Int? = state.locked { state in
             if deadline <= state.now { return nil }
             state.nextID += 1
             return state.nextID
@@ -65,7 +66,7 @@ public final class ManualClock: Clock, Sendable {
         guard let id else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let (resumeNow, cancelled, waiters) = state.withLock { state -> (Bool, Bool, [CheckedContinuation<Void, Never>]) in
+                let (resumeNow, cancelled, waiters) = state.locked { state -> (Bool, Bool, [CheckedContinuation<Void, Never>]) in
                     if state.cancelledBeforeRegistering.remove(id) != nil { return (false, true, []) }
                     if deadline <= state.now { return (true, false, []) }
                     state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
@@ -79,7 +80,7 @@ public final class ManualClock: Clock, Sendable {
                 for waiter in waiters { waiter.resume() }
             }
         } onCancel: {
-            let continuation = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            let continuation = state.locked { state -> CheckedContinuation<Void, any Error>? in
                 if let sleeper = state.sleepers.removeValue(forKey: id) { return sleeper.continuation }
                 state.cancelledBeforeRegistering.insert(id)
                 return nil
@@ -90,7 +91,7 @@ public final class ManualClock: Clock, Sendable {
 
     /// Moves the clock forward, waking every sleeper whose deadline has come.
     public func advance(by duration: Duration) {
-        let due = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let due = state.locked { state -> [CheckedContinuation<Void, any Error>] in
             state.now = state.now.advanced(by: duration)
             let now = state.now
             let ready = state.sleepers.filter { $0.value.deadline <= now }
@@ -152,13 +153,13 @@ public final class ManualClock: Clock, Sendable {
 
     /// Waits for `count` sleepers, or until the task is cancelled.
     private func untilSleepers(_ count: Int) async {
-        let id = state.withLock { state -> Int in
+        let id = state.locked { state -> Int in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let ready = state.withLock { state -> Bool in
+                let ready = state.locked { state -> Bool in
                     if state.waitersCancelledBeforeRegistering.remove(id) != nil { return true }
                     if state.sleepers.count >= count { return true }
                     state.sleeperWaiters.append((id, count, continuation))
@@ -167,7 +168,7 @@ public final class ManualClock: Clock, Sendable {
                 if ready { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let waiter = state.locked { state -> CheckedContinuation<Void, Never>? in
                 if let index = state.sleeperWaiters.firstIndex(where: { $0.id == id }) {
                     return state.sleeperWaiters.remove(at: index).continuation
                 }

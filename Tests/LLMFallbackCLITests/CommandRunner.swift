@@ -1,3 +1,4 @@
+import LLMFallback
 import Foundation
 import LLMFallbackTesting
 import Synchronization
@@ -98,11 +99,11 @@ enum CommandRunner {
             }
             onOwnThread(group) {
                 let data = outputHandle.readDataToEndOfFile()
-                collected.withLock { $0.0 = data }
+                collected.locked { $0.0 = data }
             }
             onOwnThread(group) {
                 let data = errorHandle.readDataToEndOfFile()
-                collected.withLock { $0.1 = data }
+                collected.locked { $0.1 = data }
             }
             onOwnThread(group) {
                 // The deadline: terminate, then kill, a command that does not end in time.
@@ -116,7 +117,7 @@ enum CommandRunner {
             }
             onOwnThread { group.wait(); continuation.resume() }
         }
-        let (stdoutData, stderrData) = collected.withLock { $0 }
+        let (stdoutData, stderrData) = collected.locked { $0 }
         return CommandResult(
             status: process.terminationStatus,
             stdout: String(decoding: stdoutData, as: UTF8.self),

@@ -1,3 +1,4 @@
+import LLMFallback
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -184,7 +185,7 @@ final class ServeProcess: Sendable {
                 if data.isEmpty { break }
                 append(String(decoding: data, as: UTF8.self))
             }
-            let waiters = state.withLock { state in
+            let waiters = state.locked { state in
                 state.ended = true
                 defer { state.waiters = [] }
                 return state.waiters
@@ -195,7 +196,7 @@ final class ServeProcess: Sendable {
 
     /// The port from the `listening on http://127.0.0.1:PORT` line, once logged.
     var port: Int? {
-        let output = state.withLock { $0.output }
+        let output = state.locked { $0.output }
         guard let range = output.range(of: "listening on http://127.0.0.1:") else { return nil }
         return Int(output[range.upperBound...].prefix { $0.isNumber })
     }
@@ -205,7 +206,7 @@ final class ServeProcess: Sendable {
     /// - Returns: Whether the text appeared.
     func waitForOutput(containing text: String, within limit: Duration) async -> Bool {
         await withCheckedContinuation { continuation in
-            let (id, immediate): (Int, Bool?) = state.withLock { state in
+            let (id, immediate): (Int, Bool?) = state.locked { state in
                 if state.output.contains(text) { return (0, true) }
                 if state.ended { return (0, false) }
                 let id = state.nextID
@@ -220,7 +221,7 @@ final class ServeProcess: Sendable {
             let seconds = limit.timeInterval
             onOwnThread { [self] in
                 Thread.sleep(forTimeInterval: seconds)
-                let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                let waiter = state.locked { state -> CheckedContinuation<Bool, Never>? in
                     guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
                     return state.waiters.remove(at: index).continuation
                 }
@@ -244,11 +245,11 @@ final class ServeProcess: Sendable {
                 continuation.resume()
             }
         }
-        return state.withLock { $0.output }
+        return state.locked { $0.output }
     }
 
     private func append(_ text: String) {
-        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+        let ready = state.locked { state -> [CheckedContinuation<Bool, Never>] in
             state.output += text
             let output = state.output
             let ready = state.waiters.filter { output.contains($0.text) }

@@ -39,7 +39,7 @@ func mockChain(
 final class LogCapture: Sendable {
     let lines = Mutex<[String]>([])
 
-    var all: [String] { lines.withLock { $0 } }
+    var all: [String] { lines.locked { $0 } }
 
     func logger(label: String = "gateway-test") -> Logger {
         Logger(label: label) { _ in CapturingHandler(capture: self) }
@@ -58,7 +58,7 @@ final class LogCapture: Sendable {
         func log(event: LogEvent) {
             let merged = metadata.merging(event.metadata ?? [:]) { $1 }
             let line = "\(event.level) \(event.message) \(merged.map { "\($0)=\($1)" }.sorted().joined(separator: " "))"
-            capture.lines.withLock { $0.append(line) }
+            capture.lines.locked { $0.append(line) }
         }
     }
 }

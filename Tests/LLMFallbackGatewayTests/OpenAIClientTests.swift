@@ -75,14 +75,14 @@ func runProcess(
             handle.readabilityHandler = nil
             reading.leave()
         } else {
-            output.withLock { $0.append(data) }
+            output.locked { $0.append(data) }
         }
     }
     return try await withCheckedThrowingContinuation { continuation in
         process.terminationHandler = { process in
             // The output ends when the last writer (the process or a child it left running) closes the pipe.
             _ = reading.wait(timeout: .now() + 10)
-            let text = output.withLock { String(decoding: $0, as: UTF8.self) }
+            let text = output.locked { String(decoding: $0, as: UTF8.self) }
             continuation.resume(returning: (process.terminationStatus, text))
         }
         do {

@@ -272,7 +272,7 @@ import Testing
                 [server.openAI("first", timeout: .seconds(5)), server.openAI("second", timeout: .seconds(60)), server.openAI("third")],
                 configuration: configuration,
                 clock: clock,
-                onSuccess: { _ in successes.withLock { $0 += 1 } }
+                onSuccess: { _ in successes.locked { $0 += 1 } }
             )
             let task = Task { try await chain.chat("hi") }
             try await server.waitForRequests(1, model: "first")
@@ -287,7 +287,7 @@ import Testing
             #expect(server.requests(for: "second").count == 1)
             #expect(server.requests(for: "third").count == 1)
             #expect(try metrics.expectCounter("llm_fallback_requests_total").totalValue == 1)
-            try await eventually("onSuccess") { successes.withLock { $0 } == 1 }
+            try await eventually("onSuccess") { successes.locked { $0 } == 1 }
         }
     }
 

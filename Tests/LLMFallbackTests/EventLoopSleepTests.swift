@@ -121,7 +121,7 @@ struct EventLoopSleepTests {
             let chain = FallbackChain([server.openAI("m")], configuration: config())
             let answer = try await chain.stream(ChatRequest(prompt: "hi"), options: .init(taskExecutor: executor)).collect()
             #expect(answer.content == "a b c")
-            #expect(executor.jobs.withLock { $0 } > 0)
+            #expect(executor.jobs.locked { $0 } > 0)
         }
     }
 }
@@ -131,7 +131,7 @@ final class CountingExecutor: TaskExecutor {
     let jobs = Mutex(0)
 
     func enqueue(_ job: consuming ExecutorJob) {
-        jobs.withLock { $0 += 1 }
+        jobs.locked { $0 += 1 }
         let job = UnownedJob(job)
         DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }

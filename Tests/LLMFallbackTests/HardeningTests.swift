@@ -310,13 +310,13 @@ import Testing
         let ran = Mutex([Int]())
         dispatcher.dispatch { gate.wait() }  // blocks the callback queue, as a slow callback would
         for number in 0..<(CallbackDispatcher.limit * 3) {
-            dispatcher.dispatch { ran.withLock { $0.append(number) } }
+            dispatcher.dispatch { ran.locked { $0.append(number) } }
         }
         #expect(dispatcher.pendingCount <= CallbackDispatcher.limit)
         gate.signal()
         let last = CallbackDispatcher.limit * 3 - 1
-        try await eventually("the callbacks to run") { ran.withLock { $0.last == last } }
-        let numbers = ran.withLock { $0 }
+        try await eventually("the callbacks to run") { ran.locked { $0.last == last } }
+        let numbers = ran.locked { $0 }
         #expect(numbers.count >= CallbackDispatcher.limit - 1)
         #expect(numbers.last == CallbackDispatcher.limit * 3 - 1)
         #expect(numbers == numbers.sorted())

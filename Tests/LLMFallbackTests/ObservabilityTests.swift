@@ -38,7 +38,7 @@ struct CapturingLogHandler: LogHandler {
     func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         let text = "\(event.message) \(merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
-        store.lines.withLock { $0.append((event.level, text)) }
+        store.lines.locked { $0.append((event.level, text)) }
     }
 }
 
@@ -68,7 +68,7 @@ struct CapturingLogHandler: LogHandler {
             tracer.clearFinishedSpans()
             _ = try await chain.chat("hi")
 
-            let lines = store.lines.withLock { $0 }
+            let lines = store.lines.locked { $0 }
             #expect(lines.filter { $0.0 == .debug && $0.1.hasPrefix("attempt finished") }.count == 2)
             #expect(lines.filter { $0.0 == .warning && $0.1.hasPrefix("failing over") }.count == 1)
             #expect(lines.allSatisfy { !$0.1.contains("obs-secret-key") })

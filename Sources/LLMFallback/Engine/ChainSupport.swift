@@ -111,7 +111,7 @@ final class CallbackDispatcher: Sendable {
     /// Queues `work`. When `limit` callbacks are already waiting (a callback that blocks), the oldest is dropped:
     /// in O(1), as this runs on the request path.
     func dispatch(_ work: @escaping @Sendable () -> Void) {
-        let startDraining = state.withLock { state -> Bool in
+        let startDraining = state.locked { state -> Bool in
             if state.pending.count - state.head >= Self.limit {
                 state.pending[state.head] = nil
                 state.head += 1
@@ -131,11 +131,11 @@ final class CallbackDispatcher: Sendable {
     }
 
     /// How many callbacks wait to run (for tests).
-    var pendingCount: Int { state.withLock { $0.pending.count - $0.head } }
+    var pendingCount: Int { state.locked { $0.pending.count - $0.head } }
 
     private func drain() {
         while true {
-            let batch = state.withLock { state -> ArraySlice<(@Sendable () -> Void)?> in
+            let batch = state.locked { state -> ArraySlice<(@Sendable () -> Void)?> in
                 if state.pending.count == state.head {
                     state.draining = false
                     return []

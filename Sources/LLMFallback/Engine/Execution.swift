@@ -39,18 +39,18 @@ extension FallbackChain {
 
         /// Releases what the request held for its whole run (latency exploration slots).
         func end() {
-            let exploring = state.withLock { state -> [Int] in
+            let exploring = state.locked { state -> [Int] in
                 defer { state.exploring = [] }
                 return state.exploring
             }
             for index in exploring { chain.health.endExploring(index) }
         }
 
-        var trace: [AttemptRecord] { state.withLock { $0.trace } }
+        var trace: [AttemptRecord] { state.locked { $0.trace } }
 
         /// The error when no provider answered; logged.
         func allFailed() -> AllProvidersFailed {
-            let failed = state.withLock { state in
+            let failed = state.locked { state in
                 AllProvidersFailed(failures: state.failures, trace: state.trace, deadlineExceeded: state.deadlineExceeded, skipped: state.skipped)
             }
             chain.logger.error("all providers failed", metadata: ["error": "\(failed)"])
@@ -68,7 +68,7 @@ extension FallbackChain {
             while true {
                 let now = chain.clock.now()
                 enum Pick { case queued(Int), forced(Int), none }
-                let pick = state.withLock { state -> Pick in
+                let pick = state.locked { state -> Pick in
                     if let next = state.queue.popFirst() { return .queued(next) }
                     guard !state.triedAny, let soonest = state.closed.min(by: { $0.until < $1.until }) else { return .none }
                     state.closed.removeAll()
@@ -85,7 +85,7 @@ extension FallbackChain {
                         leg.isProbe = true
                     case .rejected(let until, let reason):
                         let skip = SkippedProvider(provider: chain.entries[next].provider.name, reason: reason, availableIn: max(.zero, until - now))
-                        state.withLock { state in
+                        state.locked { state in
                             state.skipped.append(skip)
                             state.closed.append((next, until))
                         }
@@ -103,7 +103,7 @@ extension FallbackChain {
                     leg.isProbe = true
                     leg.isForced = true
                 }
-                state.withLock { $0.triedAny = true }
+                state.locked { $0.triedAny = true }
                 leg.retry = 0
                 let entry = chain.entries[leg.index]
                 if let previous = leg.previous {
@@ -113,7 +113,7 @@ extension FallbackChain {
                 case .success(let resolved):
                     return (entry, resolved)
                 case .failure(let error):
-                    state.withLock { state in
+                    state.locked { state in
                         state.trace.append(AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: 1, outcome: .failure(error.kind), duration: .zero, message: error.message))
                         state.failures.append(error)
                     }
@@ -128,8 +128,8 @@ extension FallbackChain {
         func beginAttempt(_ entry: ChainEntry, leg: Leg) -> (timeout: Duration, context: AttemptContext)? {
             let now = chain.clock.now()
             if let deadline, now >= deadline {
-                state.withLock { $0.deadlineExceeded = true }
-                if leg.isProbe { _ = chain.health.record(leg.index, outcome: .neutral, wasProbe: true, now: now, latency: nil, error: nil) }
+                state.locked { $0.deadlineExceeded = true }
+                if leg.isProbe { chain.health.releaseProbe(leg.index, now: now) }
                 leg.releaseForcedProbe()
                 return nil
             }
@@ -137,7 +137,7 @@ extension FallbackChain {
             if let limit = chain.configuration.timeout { timeout = min(timeout, limit) }
             if let deadline { timeout = min(timeout, deadline - now) }
             chain.emit(.attemptStarted(provider: entry.provider, number: leg.retry + 1))
-            let trace = state.withLock { $0.trace }
+            let trace = state.locked { $0.trace }
             return (timeout, AttemptContext(number: trace.count + 1, retry: leg.retry, previousFailure: leg.previous?.error, trace: trace))
         }
 
@@ -148,7 +148,7 @@ extension FallbackChain {
             if chain.health.isOpenToRetry(leg.index, now: chain.clock.now()) { return true }
             if let error = leg.pendingRetry {
                 leg.pendingRetry = nil
-                state.withLock { $0.failures.append(error) }
+                state.locked { $0.failures.append(error) }
                 leg.previous = (leg.index, error)
             }
             return false
@@ -166,7 +166,7 @@ extension FallbackChain {
             switch result {
             case .success(let value, let latency):
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .success, duration: duration)
-                let (trace, failovers) = state.withLock { state -> ([AttemptRecord], Int) in
+                let (trace, failovers) = state.locked { state -> ([AttemptRecord], Int) in
                     state.trace.append(record)
                     return (state.trace, state.failures.count)
                 }
@@ -177,7 +177,7 @@ extension FallbackChain {
 
             case .cancelled:
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .cancelled, duration: duration)
-                state.withLock { $0.trace.append(record) }
+                state.locked { $0.trace.append(record) }
                 _ = health.record(index, outcome: .neutral, wasProbe: isProbe, now: now, latency: nil, error: nil)
                 chain.emit(.attemptFinished(provider: entry.provider, record: record))
                 throw CancellationError()
@@ -185,7 +185,7 @@ extension FallbackChain {
             case .fatal(var error, let thrown):
                 error = entry.redact(error)
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
-                let trace = state.withLock { state -> [AttemptRecord] in
+                let trace = state.locked { state -> [AttemptRecord] in
                     state.trace.append(record)
                     return state.trace
                 }
@@ -200,7 +200,7 @@ extension FallbackChain {
             case .failure(var error, let forceFailover):
                 error = entry.redact(error)
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .failure(error.kind), status: error.status, duration: duration, message: error.message)
-                state.withLock { $0.trace.append(record) }
+                state.locked { $0.trace.append(record) }
                 let change = health.record(index, outcome: breakerOutcome(for: error), wasProbe: isProbe, now: now, latency: duration, error: error)
                 chain.observe(entry: entry, record: record, breakerChange: change, error: error)
                 if let retryAfter = error.retryAfter {
@@ -223,7 +223,7 @@ extension FallbackChain {
                     leg.isProbe = false
                     if leg.retry < entry.provider.maxRetries && !isProbe && change != .open {
                         // A provider's Retry-After is its own word on when to come back; otherwise back off.
-                        let delay = chain.routing.withLock { state in
+                        let delay = chain.routing.locked { state in
                             error.retryAfter.map { configuration.retry.delay(forRetryAfter: $0, using: &state.random) }
                                 ?? configuration.retry.delay(forRetry: leg.retry + 1, using: &state.random)
                         }
@@ -236,7 +236,7 @@ extension FallbackChain {
                         }
                     }
                 }
-                state.withLock { $0.failures.append(error) }
+                state.locked { $0.failures.append(error) }
                 leg.previous = (index, error)
                 return .next
             }

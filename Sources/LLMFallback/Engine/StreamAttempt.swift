@@ -47,7 +47,7 @@ extension FallbackChain {
         let expiry = AttemptExpiry()
         let clock = self.clock
         @Sendable func watchdog() {
-            let state = watch.state.withLock { $0 }
+            let state = watch.state.locked { $0 }
             let now = clock.now()
             var deadline: Duration
             var reason: String
@@ -92,7 +92,7 @@ extension FallbackChain {
         expiry.finish()
         switch result {
         case .success(let summary, _):
-            let ttft = watch.state.withLock { $0.firstContentAt } ?? clock.now()
+            let ttft = watch.state.locked { $0.firstContentAt } ?? clock.now()
             return .success(summary, latency: ttft - start)
         case .failure, .fatal, .cancelled:
             if let reason = expiry.reason {
@@ -104,7 +104,7 @@ extension FallbackChain {
 
     /// A failure that fails over when nothing was delivered, and otherwise follows the mid-stream policy.
     func streamFailure(_ error: ProviderError, entry: ChainEntry, progress: StreamProgress) -> AttemptResult<StreamSummary> {
-        let delivered = progress.state.withLock { $0 }
+        let delivered = progress.state.locked { $0 }
         guard delivered.deliveredChunks > 0 else { return .failure(error, forceFailover: false) }
         if configuration.midStreamPolicy == .fail {
             var error = entry.redact(error)

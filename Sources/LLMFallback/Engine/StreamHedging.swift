@@ -26,7 +26,7 @@ extension FallbackChain {
         }
 
         func offer(_ chunk: ChatChunk, from leg: Int) {
-            let (emit, loser): ([ChatChunk], Task<Void, Never>?) = state.withLock { state in
+            let (emit, loser): ([ChatChunk], Task<Void, Never>?) = state.locked { state in
                 if let winner = state.winner {
                     return (winner == leg ? [chunk] : [], nil)
                 }
@@ -44,7 +44,7 @@ extension FallbackChain {
         }
 
         func finish(_ leg: Int, error: (any Error)?) {
-            let (flush, outcome): ([ChatChunk], Result<Void, any Error>?) = state.withLock { state in
+            let (flush, outcome): ([ChatChunk], Result<Void, any Error>?) = state.locked { state in
                 state.finished[leg] = true
                 state.errors[leg] = error
                 if let winner = state.winner {
@@ -74,22 +74,22 @@ extension FallbackChain {
 
         /// Registers a leg's task; `false` when the request is already decided.
         func register(_ leg: Int, task: Task<Void, Never>) -> Bool {
-            state.withLock { state in
+            state.locked { state in
                 state.legs[leg] = task
                 return state.winner == nil && !(state.finished[0] && leg == 1 && state.errors[0] != nil)
             }
         }
 
-        var isDecided: Bool { state.withLock { $0.winner != nil || $0.finished[0] } }
+        var isDecided: Bool { state.locked { $0.winner != nil || $0.finished[0] } }
 
         /// Keeps a leg's outcome (before its stream finishes), so the request reports the winner's alone.
         func recordOutcome(_ outcome: Outcome<StreamSummary>, of leg: Int) {
-            state.withLock { $0.outcomes[leg] = outcome }
+            state.locked { $0.outcomes[leg] = outcome }
         }
 
         /// The winning leg and its outcome, once decided.
         var winningOutcome: (Int, Outcome<StreamSummary>)? {
-            state.withLock { state in
+            state.locked { state in
                 guard let winner = state.winner, let outcome = state.outcomes[winner] else { return nil }
                 return (winner, outcome)
             }
@@ -160,7 +160,7 @@ extension FallbackChain {
                 break
             }
             timer.cancel()
-            let legs = arbiter.state.withLock { $0.legs }
+            let legs = arbiter.state.locked { $0.legs }
             for leg in legs { leg?.cancel() }
             await timer.value
             for leg in legs { await leg?.value }
@@ -168,7 +168,7 @@ extension FallbackChain {
         } onCancel: {
             timer.cancel()
             primary.cancel()
-            arbiter.state.withLock { $0.legs[1] }?.cancel()
+            arbiter.state.locked { $0.legs[1] }?.cancel()
             done.finish()
         }
         do {

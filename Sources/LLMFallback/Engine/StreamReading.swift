@@ -81,11 +81,11 @@ extension FallbackChain {
                 }
                 let now = chain.clock.now()
                 if chunk.hasContent && deliveredHere == 0 {
-                    let restart = progress.state.withLock { state -> Bool in
+                    let restart = progress.state.locked { state -> Bool in
                         defer { state.restartPending = false }
                         return state.restartPending
                     }
-                    watch.state.withLock {
+                    watch.state.locked {
                         $0.firstContentAt = now
                         $0.lastActivity = now
                     }
@@ -95,11 +95,11 @@ extension FallbackChain {
                     for held in pending { continuation.yield(held) }
                     pending.removeAll()
                 } else {
-                    watch.state.withLock { $0.lastActivity = now }
+                    watch.state.locked { $0.lastActivity = now }
                 }
                 deliveredHere += 1
                 let keepsText = self.keepsText
-                progress.state.withLock {
+                progress.state.locked {
                     $0.deliveredChunks += 1
                     $0.deliveredCharacters = $0.deliveredCharacters.saturatingAdd(chunk.content.count)
                     if keepsText { $0.text += chunk.content }

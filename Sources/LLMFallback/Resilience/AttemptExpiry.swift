@@ -65,7 +65,7 @@ final class AttemptExpiry: Sendable {
     private let cancellation = TaskCancellation()
 
     /// Why the attempt expired; `nil` while it has not.
-    var reason: String? { state.withLock { $0.reason } }
+    var reason: String? { state.locked { $0.reason } }
 
     /// Runs `operation` (in the child task), cancelled when the attempt expires (or at once if it already has).
     func run<T>(_ operation: () async -> T) async -> T {
@@ -74,7 +74,7 @@ final class AttemptExpiry: Sendable {
 
     /// Marks the attempt expired for `reason` and cancels its task.
     func expire(_ reason: String) {
-        let expired = state.withLock { state -> Bool in
+        let expired = state.locked { state -> Bool in
             guard !state.finished, state.reason == nil else { return false }
             state.reason = reason
             return true
@@ -84,7 +84,7 @@ final class AttemptExpiry: Sendable {
 
     /// Replaces the pending timer (a watchdog re-arms itself); cancels `timer` at once when the attempt is over.
     func setTimer(_ timer: ScheduledAction) {
-        let previous = state.withLock { state -> ScheduledAction? in
+        let previous = state.locked { state -> ScheduledAction? in
             if state.finished { return timer }
             defer { state.timer = timer }
             return state.timer
@@ -94,7 +94,7 @@ final class AttemptExpiry: Sendable {
 
     /// The attempt is over: the timer is cancelled and a late expiry does nothing.
     func finish() {
-        let timer = state.withLock { state -> ScheduledAction? in
+        let timer = state.locked { state -> ScheduledAction? in
             state.finished = true
             defer { state.timer = nil }
             return state.timer

@@ -46,7 +46,7 @@ enum EventLoopSleep {
             let callback = ScheduledAction.onEventLoop(after: duration) { self.fire() }
             if case .none = callback {
                 // The loop is shutting down (the process is ending): no timer will fire, so end the sleep now.
-                let resume = state.withLock { state -> Bool in
+                let resume = state.locked { state -> Bool in
                     if case .finished = state { return false }
                     state = .finished
                     return true
@@ -55,7 +55,7 @@ enum EventLoopSleep {
                 return
             }
             enum Next { case wait, resume, throwCancelled }
-            let next = state.withLock { state -> Next in
+            let next = state.locked { state -> Next in
                 switch state {
                 case .idle:
                     state = .waiting(continuation, callback)
@@ -80,7 +80,7 @@ enum EventLoopSleep {
         }
 
         private func fire() {
-            let continuation = state.withLock { state -> UnsafeContinuation<Void, any Error>? in
+            let continuation = state.locked { state -> UnsafeContinuation<Void, any Error>? in
                 switch state {
                 case .idle:
                     state = .fired
@@ -96,7 +96,7 @@ enum EventLoopSleep {
         }
 
         func cancel() {
-            let waiting = state.withLock { state -> (UnsafeContinuation<Void, any Error>, ScheduledAction)? in
+            let waiting = state.locked { state -> (UnsafeContinuation<Void, any Error>, ScheduledAction)? in
                 switch state {
                 case .idle:
                     state = .cancelled

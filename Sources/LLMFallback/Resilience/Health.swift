@@ -125,7 +125,7 @@ final class HealthRegistry: Sendable {
 
     /// Whether a first attempt may go to the provider now; a request admitted counts toward its retry budget.
     func admit(_ index: Int, now: Duration) -> Admission {
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             if entry.notBefore > now {
                 return .rejected(until: entry.notBefore, reason: .retryAfter)
             }
@@ -142,7 +142,7 @@ final class HealthRegistry: Sendable {
 
     /// Takes one retry from the provider's budget, if its breaker is closed and its budget allows another.
     func takeRetry(_ index: Int, now: Duration) -> Bool {
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             guard entry.breaker.state == .closed else { return false }
             return entry.budget.takeRetry(now: now)
         }
@@ -151,7 +151,7 @@ final class HealthRegistry: Sendable {
     /// Whether a retry decided earlier may still go: the breaker is still closed (other requests may have opened
     /// it meanwhile) and no `Retry-After` runs beyond now.
     func isOpenToRetry(_ index: Int, now: Duration) -> Bool {
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             entry.notBefore <= now && entry.breaker.state == .closed
         }
     }
@@ -159,13 +159,13 @@ final class HealthRegistry: Sendable {
     /// Lets one request through to a provider that is closed to traffic (every candidate was), unless
     /// ``maxForcedProbes`` such probes are already in flight for the chain. Balance with ``releaseForcedProbe()``.
     func forceProbe(_ index: Int, now: Duration) -> Bool {
-        let taken = forcedProbes.withLock { count -> Bool in
+        let taken = forcedProbes.locked { count -> Bool in
             guard count < maxForcedProbes else { return false }
             count += 1
             return true
         }
         guard taken else { return false }
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             entry.breaker.forceProbe(now: now)
             entry.budget.noteRequest(now: now)
         }
@@ -174,11 +174,11 @@ final class HealthRegistry: Sendable {
 
     /// Ends a probe started by ``forceProbe(_:now:)``.
     func releaseForcedProbe() {
-        forcedProbes.withLock { $0 = max(0, $0 - 1) }
+        forcedProbes.locked { $0 = max(0, $0 - 1) }
     }
 
     /// Forced probes in flight (for tests).
-    var forcedProbesInFlight: Int { forcedProbes.withLock { $0 } }
+    var forcedProbesInFlight: Int { forcedProbes.locked { $0 } }
 
     /// Records an attempt's end; returns the breaker's new state when it changed.
     func record(
@@ -189,7 +189,7 @@ final class HealthRegistry: Sendable {
         latency: Duration?,
         error: ProviderError?
     ) -> CircuitBreaker.State? {
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             entry.attempts += 1
             if let error {
                 entry.failuresByClass[error.kind.label, default: 0] += 1
@@ -219,25 +219,31 @@ final class HealthRegistry: Sendable {
         }
     }
 
+    /// Gives back a probe slot that was never used (the request's deadline passed before the attempt): no attempt
+    /// is counted.
+    func releaseProbe(_ index: Int, now: Duration) {
+        cells[index].state.locked { _ = $0.breaker.record(.neutral, wasProbe: true, now: now) }
+    }
+
     func suspend(_ index: Int, until: Duration) -> CircuitBreaker.State? {
-        cells[index].state.withLock { $0.breaker.trip(until: until) }
+        cells[index].state.locked { $0.breaker.trip(until: until) }
     }
 
     /// Keeps the provider out of rotation for `retryAfter` (at most ``longestSkip``); never shortens a window.
     func setNotBefore(_ index: Int, now: Duration, retryAfter: Duration) {
         let until = now + min(max(.zero, retryAfter), longestSkip)
-        cells[index].state.withLock { $0.notBefore = max($0.notBefore, until) }
+        cells[index].state.locked { $0.notBefore = max($0.notBefore, until) }
     }
 
     /// The breaker's open period for `index` right now (for suspensions that follow the breaker's schedule).
     func recoveryPeriod(_ index: Int) -> Duration {
-        cells[index].state.withLock { $0.breaker.configuration.recoveryPeriod(afterFailedProbes: $0.breaker.failedProbes) }
+        cells[index].state.locked { $0.breaker.configuration.recoveryPeriod(afterFailedProbes: $0.breaker.failedProbes) }
     }
 
     /// Average latencies in milliseconds, `nil` for providers without a recent sample.
     func latencies(now: Duration) -> [Double?] {
         cells.map { cell in
-            cell.state.withLock { entry in
+            cell.state.locked { entry in
                 guard let latency = entry.latencyMs, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
                 return latency
             }
@@ -247,7 +253,7 @@ final class HealthRegistry: Sendable {
     /// Marks one more request exploring `index` (routed there without a recent latency figure), unless `limit`
     /// are already in flight; balance a `true` with ``endExploring(_:)``.
     func beginExploring(_ index: Int, limit: Int) -> Bool {
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             guard entry.exploring < limit else { return false }
             entry.exploring += 1
             return true
@@ -255,12 +261,12 @@ final class HealthRegistry: Sendable {
     }
 
     func endExploring(_ index: Int) {
-        cells[index].state.withLock { $0.exploring = max(0, $0.exploring - 1) }
+        cells[index].state.locked { $0.exploring = max(0, $0.exploring - 1) }
     }
 
     /// The `percentile` (0...1) of the provider's recent latencies, `nil` without recent samples.
     func latencyPercentile(_ index: Int, _ percentile: Double, now: Duration) -> Duration? {
-        cells[index].state.withLock { entry in
+        cells[index].state.locked { entry in
             guard !entry.recentLatencies.isEmpty, now - entry.lastSampleAt <= latencyMaxAge else { return nil }
             let sorted = entry.recentLatencies.sorted()
             let position = min(sorted.count - 1, max(0, Int(saturating: (Double(sorted.count - 1) * percentile).rounded(.up))))
@@ -269,7 +275,7 @@ final class HealthRegistry: Sendable {
     }
 
     func snapshot(providers: [Provider], now: Duration) -> [ProviderHealth] {
-        let entries = cells.map { cell in cell.state.withLock { $0 } }
+        let entries = cells.map { cell in cell.state.locked { $0 } }
         let total = max(1, entries.reduce(0) { $0.saturatingAdd($1.successes) })
         return zip(providers, entries).map { provider, entry in
             ProviderHealth(

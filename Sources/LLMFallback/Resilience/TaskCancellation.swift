@@ -40,7 +40,7 @@ package final class TaskCancellation: Sendable {
 
     /// Whether ``cancel()`` was called.
     package var isCancelled: Bool {
-        state.withLock { state in
+        state.locked { state in
             switch state {
             case .idle, .armed: return false
             case .cancelling, .cancellingAwaited, .cancelled: return true
@@ -52,7 +52,7 @@ package final class TaskCancellation: Sendable {
     package func run<T, Failure: Error>(_ operation: () async throws(Failure) -> T) async throws(Failure) -> T {
         let cancelNow = withUnsafeCurrentTask { task -> Bool in
             guard let task else { return false }
-            return state.withLock { state in
+            return state.locked { state in
                 if case .cancelled = state { return true }
                 state = .armed(ArmedTask(task: task))
                 return false
@@ -74,7 +74,7 @@ package final class TaskCancellation: Sendable {
 
     /// Cancels the running task, if any (outside the lock), and every later one.
     package func cancel() {
-        let armed = state.withLock { state -> ArmedTask? in
+        let armed = state.locked { state -> ArmedTask? in
             switch state {
             case .armed(let task):
                 state = .cancelling
@@ -89,7 +89,7 @@ package final class TaskCancellation: Sendable {
         guard let armed else { return }
         // The task is alive: it cannot leave `run` until the state leaves `cancelling`.
         armed.task.cancel()
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiter = state.locked { state -> CheckedContinuation<Void, Never>? in
             defer { state = .cancelled }
             guard case .cancellingAwaited(let continuation) = state else { return nil }
             return continuation
@@ -99,7 +99,7 @@ package final class TaskCancellation: Sendable {
 
     /// Stops watching the task; waits, if `cancel()` is calling `cancel()` on it right now, until that returned.
     private func disarm() async {
-        let mustWait = state.withLock { state -> Bool in
+        let mustWait = state.locked { state -> Bool in
             switch state {
             case .cancelling, .cancellingAwaited:
                 return true
@@ -112,7 +112,7 @@ package final class TaskCancellation: Sendable {
         }
         guard mustWait else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { state -> Bool in
+            let resumeNow = state.locked { state -> Bool in
                 guard case .cancelling = state else { return true }  // the cancellation finished in between
                 state = .cancellingAwaited(continuation)
                 return false

@@ -24,8 +24,8 @@ final class HTTPConnectionPool: Sendable {
         self.configuration = configuration
     }
 
-    var openConnections: Int { hosts.withLock { $0.values.reduce(0) { $0 + $1.open } } }
-    var idleConnections: Int { hosts.withLock { $0.values.reduce(0) { $0 + $1.idle.count } } }
+    var openConnections: Int { hosts.locked { $0.values.reduce(0) { $0 + $1.open } } }
+    var idleConnections: Int { hosts.locked { $0.values.reduce(0) { $0 + $1.idle.count } } }
 
     // MARK: Leasing
 
@@ -43,7 +43,7 @@ final class HTTPConnectionPool: Sendable {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         let limit = configuration.maximumConnectionsPerHost
         let waiterLimit = configuration.maximumWaitersPerHost
-        let decision = hosts.withLock { hosts -> Decision in
+        let decision = hosts.locked { hosts -> Decision in
             Self.decide(&hosts[key, default: Host()], loop: loop, fresh: fresh, limit: limit, waiterLimit: waiterLimit, request: request)
         }
         switch decision {
@@ -106,7 +106,7 @@ final class HTTPConnectionPool: Sendable {
 
     /// Takes a waiting request out of the queue (it was cancelled or timed out); `false` when it is not queued.
     func removeWaiter(_ request: RequestExecution) -> Bool {
-        hosts.withLock { hosts in
+        hosts.locked { hosts in
             guard let index = hosts[request.key]?.waiters.firstIndex(where: { $0 === request }) else { return false }
             hosts[request.key]!.waiters.remove(at: index)
             return true
@@ -114,7 +114,7 @@ final class HTTPConnectionPool: Sendable {
     }
 
     /// The number of requests waiting for a connection, for tests and diagnostics.
-    var waitingRequests: Int { hosts.withLock { $0.values.reduce(0) { $0 + $1.waiters.count } } }
+    var waitingRequests: Int { hosts.locked { $0.values.reduce(0) { $0 + $1.waiters.count } } }
 
     // MARK: Returning and closing
 
@@ -123,7 +123,7 @@ final class HTTPConnectionPool: Sendable {
     /// idle timer runs on regardless: ``HTTP1ConnectionStateMachine``).
     func release(_ connection: HTTP1Connection) {
         while true {
-            let waiter = hosts.withLock { hosts -> RequestExecution? in
+            let waiter = hosts.locked { hosts -> RequestExecution? in
                 if let waiter = hosts[connection.key]?.waiters.popFirst() { return waiter }
                 hosts[connection.key, default: Host()].idle.append(connection)
                 return nil
@@ -135,7 +135,7 @@ final class HTTPConnectionPool: Sendable {
 
     /// Takes an idle connection out of the pool so it can be closed; `false` when it is in use.
     func removeIdle(_ connection: HTTP1Connection) -> Bool {
-        hosts.withLock { hosts in
+        hosts.locked { hosts in
             guard let index = hosts[connection.key]?.idle.lastIndex(where: { $0 === connection }) else { return false }
             hosts[connection.key]!.idle.remove(at: index)
             return true
@@ -145,7 +145,7 @@ final class HTTPConnectionPool: Sendable {
     /// Accounts for a connection that closed (or never opened), and opens one for a waiting request if any.
     func connectionClosed(_ key: ConnectionKey, _ connection: HTTP1Connection?) {
         let limit = configuration.maximumConnectionsPerHost
-        let waiter = hosts.withLock { hosts -> RequestExecution? in
+        let waiter = hosts.locked { hosts -> RequestExecution? in
             guard var host = hosts.removeValue(forKey: key) else { return nil }
             defer { hosts[key] = host }
             if let connection, let index = host.idle.lastIndex(where: { $0 === connection }) {
@@ -229,7 +229,7 @@ final class HTTPConnectionPool: Sendable {
     }()
 
     private func sslContext() throws -> NIOSSLContext {
-        try tlsContext.withLock { context in
+        try tlsContext.locked { context in
             if let context { return context }
             let created = try NIOSSLContext(configuration: configuration.tlsConfiguration)
             context = created

@@ -56,7 +56,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     }
 
     func start(_ continuation: UnsafeContinuation<TransportResponse, any Error>) {
-        let early = state.withLock { state -> (any Error)? in
+        let early = state.locked { state -> (any Error)? in
             if let error = state.earlyError { return error }
             state.continuation = continuation
             return nil
@@ -70,13 +70,13 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
 
     /// Arms the request's timeout on `loop`, unless it is armed already.
     func armTimer(on loop: any EventLoop) {
-        let armed = state.withLock { state -> Bool in
+        let armed = state.locked { state -> Bool in
             if case .finished = state.phase { return true }
             return state.timer != nil
         }
         if armed { return }
         guard let timer = try? loop.scheduleCallback(at: deadline, handler: self) else { return }
-        let keep = state.withLock { state -> Bool in
+        let keep = state.locked { state -> Bool in
             if case .finished = state.phase { return false }
             if state.timer != nil { return false }
             state.timer = timer
@@ -87,7 +87,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
 
     /// Runs the request on `connection`; `false` when the request already ended (the connection stays unused).
     func attach(to connection: HTTP1Connection) -> Bool {
-        let attached = state.withLock { state -> (Bool, NIOScheduledCallback?) in
+        let attached = state.locked { state -> (Bool, NIOScheduledCallback?) in
             guard case .pending = state.phase else { return (false, nil) }
             state.phase = .executing(connection)
             defer { state.waitTimer = nil }
@@ -105,7 +105,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
 
     /// The response head is in: resumes the caller. `false` when the request already ended.
     func succeed(_ response: TransportResponse) -> Bool {
-        let taken = state.withLock { state -> (UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?)? in
+        let taken = state.locked { state -> (UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?)? in
             guard case .executing = state.phase else { return nil }
             state.phase = .finished
             defer { state.continuation = nil; state.timer = nil }
@@ -126,7 +126,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             case resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, NIOScheduledCallback?)
             case nothing
         }
-        let next = state.withLock { state -> Next in
+        let next = state.locked { state -> Next in
             if case .finished = state.phase { return .nothing }
             if retryable, state.refusals < Self.maximumRefusals {
                 state.refusals += 1
@@ -153,7 +153,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     func armWaitTimer(on loop: any EventLoop, at waitDeadline: NIODeadline) {
         guard waitDeadline < deadline else { return }  // the request's own timeout comes first
         guard let timer = try? loop.scheduleCallback(at: waitDeadline, handler: WaitExpiry(execution: self)) else { return }
-        let keep = state.withLock { state -> Bool in
+        let keep = state.locked { state -> Bool in
             guard case .pending = state.phase, state.waitTimer == nil else { return false }
             state.waitTimer = timer
             return true
@@ -192,7 +192,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             case resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, NIOScheduledCallback?, Phase)
             case nothing
         }
-        let next = state.withLock { state -> Next in
+        let next = state.locked { state -> Next in
             guard state.continuation != nil else {
                 if case .finished = state.phase { return .nothing }
                 // Before `start`: it resumes at once.

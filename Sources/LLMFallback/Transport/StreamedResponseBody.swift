@@ -37,7 +37,7 @@ final class StreamedResponseBody: Sendable {
     /// Delivers a part; `true` when the buffer is over the high-water mark and reading should pause.
     func push(_ part: ByteBuffer) -> Bool {
         enum Next { case resume(UnsafeContinuation<ByteBuffer?, any Error>), pause, none }
-        let next = state.withLock { state -> Next in
+        let next = state.locked { state -> Next in
             guard state.end == nil, !state.abandoned else { return .none }
             if let reader = state.reader {
                 state.reader = nil
@@ -64,7 +64,7 @@ final class StreamedResponseBody: Sendable {
 
     /// The body is complete, or failed with `error`.
     func finish(throwing error: (any Error)? = nil) {
-        let reader = state.withLock { state -> UnsafeContinuation<ByteBuffer?, any Error>? in
+        let reader = state.locked { state -> UnsafeContinuation<ByteBuffer?, any Error>? in
             guard state.end == nil else { return nil }
             state.end = error.map { .failure($0) } ?? .success(())
             defer { state.reader = nil }
@@ -81,7 +81,7 @@ final class StreamedResponseBody: Sendable {
             cancel()
             throw CancellationError()
         }
-        let step = state.withLock { state in take(&state) }
+        let step = state.locked { state in take(&state) }
         switch step {
         case .part(let part, let resumeReading):
             if resumeReading { notifyDrained() }
@@ -92,7 +92,7 @@ final class StreamedResponseBody: Sendable {
         case .wait:
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ByteBuffer?, any Error>) in
-                    let step = state.withLock { state -> Step in
+                    let step = state.locked { state -> Step in
                         let step = take(&state)
                         if case .wait = step { state.reader = continuation }
                         return step
@@ -138,7 +138,7 @@ final class StreamedResponseBody: Sendable {
 
     /// The reading task was cancelled: the body fails and, unless it was complete, the connection closes.
     func cancel() {
-        let (reader, closeConnection) = state.withLock { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, Bool) in
+        let (reader, closeConnection) = state.locked { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, Bool) in
             let incomplete = state.end == nil
             state.end = .failure(CancellationError())
             state.parts.removeAll()
@@ -155,7 +155,7 @@ final class StreamedResponseBody: Sendable {
 
     /// Nobody holds the body any more.
     func abandon() {
-        let incomplete = state.withLock { state -> Bool in
+        let incomplete = state.locked { state -> Bool in
             state.abandoned = true
             state.parts.removeAll()
             state.bufferedBytes = 0

@@ -1,3 +1,4 @@
+import LLMFallback
 import NIOCore
 import Synchronization
 
@@ -83,7 +84,7 @@ final class ServerState: Sendable {
     /// - Returns: The connection's identifier, or `nil` when the server is shutting down and the connection must
     ///   be closed.
     func connectionAccepted(_ channel: any Channel) -> Int? {
-        self.state.withLock { state in
+        self.state.locked { state in
             guard !state.isShutDown else { return nil }
             let id = state.nextConnectionID
             state.nextConnectionID += 1
@@ -95,7 +96,7 @@ final class ServerState: Sendable {
 
     /// Forgets a closed connection.
     func connectionClosed(_ id: Int) {
-        self.state.withLock { state in
+        self.state.locked { state in
             state.openChannels[id] = nil
         }
     }
@@ -109,7 +110,7 @@ final class ServerState: Sendable {
     /// - Returns: The ticket for reporting the request abandoned, a number unique to its response, and the
     ///   behaviour to perform (`nil` for an unknown route).
     func record(_ request: RecordedRequest) -> (ticket: Ticket, responseID: Int, behaviour: MockBehavior?) {
-        let (result, resumable) = self.state.withLock { state in
+        let (result, resumable) = self.state.locked { state in
             state.requests.append(request)
             let responseID = state.nextResponseID
             state.nextResponseID += 1
@@ -130,7 +131,7 @@ final class ServerState: Sendable {
     ///
     /// Requests recorded before the last ``reset()`` and connections closed by ``shutDown()`` are not counted.
     func requestAbandoned(_ ticket: Ticket) {
-        let resumable = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let resumable = self.state.locked { state -> [CheckedContinuation<Void, Never>] in
             guard !state.isShutDown, ticket.generation == state.generation else { return [] }
             state.abandonedRequests += 1
             return state.takeSatisfiedWaiters()
@@ -143,13 +144,13 @@ final class ServerState: Sendable {
     // MARK: Scripts and records
 
     func script(_ model: String, _ behaviours: [MockBehavior]) {
-        self.state.withLock { state in
+        self.state.locked { state in
             state.scripts[model] = behaviours.isEmpty ? nil : Script(behaviours: behaviours)
         }
     }
 
     func reset() {
-        self.state.withLock { state in
+        self.state.locked { state in
             state.scripts = [:]
             state.requests = []
             state.abandonedRequests = 0
@@ -159,27 +160,27 @@ final class ServerState: Sendable {
     }
 
     var requests: [RecordedRequest] {
-        self.state.withLock { $0.requests }
+        self.state.locked { $0.requests }
     }
 
     var connectionsAccepted: Int {
-        self.state.withLock { $0.connectionsAccepted }
+        self.state.locked { $0.connectionsAccepted }
     }
 
     var abandonedRequests: Int {
-        self.state.withLock { $0.abandonedRequests }
+        self.state.locked { $0.abandonedRequests }
     }
 
     /// Whether `condition` holds now.
     func isMet(_ condition: WaitCondition) -> Bool {
-        self.state.withLock { $0.isMet(condition) }
+        self.state.locked { $0.isMet(condition) }
     }
 
     // MARK: Waiting
 
     /// Suspends until `condition` holds, the server shuts down, or the task is cancelled.
     func wait(until condition: WaitCondition) async {
-        let id: Int? = self.state.withLock { state in
+        let id: Int? = self.state.locked { state in
             guard !state.isShutDown, !state.isMet(condition) else { return nil }
             let id = state.nextWaiterID
             state.nextWaiterID += 1
@@ -189,7 +190,7 @@ final class ServerState: Sendable {
         guard let id else { return }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let resumeNow = self.state.withLock { state in
+                let resumeNow = self.state.locked { state in
                     guard case .pending = state.waiters[id], !state.isShutDown, !state.isMet(condition) else {
                         state.waiters[id] = nil
                         return true
@@ -202,7 +203,7 @@ final class ServerState: Sendable {
                 }
             }
         } onCancel: {
-            let continuation = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let continuation = self.state.locked { state -> CheckedContinuation<Void, Never>? in
                 switch state.waiters[id] {
                 case .waiting(_, let continuation):
                     state.waiters[id] = nil
@@ -224,7 +225,7 @@ final class ServerState: Sendable {
     ///
     /// - Returns: `nil` when the server was already shut down.
     func shutDown() -> [any Channel]? {
-        let result = self.state.withLock {
+        let result = self.state.locked {
             state -> (channels: [any Channel], resumable: [CheckedContinuation<Void, Never>])? in
             guard !state.isShutDown else { return nil }
             state.isShutDown = true
