@@ -10,8 +10,8 @@ import Musl
 ///
 /// `Synchronization.Mutex` locks with raw futex calls on Linux, which ThreadSanitizer does not intercept: under
 /// `--sanitize=thread` every access made under such a lock is reported as a race (49 false reports on 0369847).
-/// ``Mutex/locked(_:)`` marks each critical section with `__tsan_acquire` and `__tsan_release` on the guarded
-/// value's address, so the sanitizer sees the happens-before edges the lock provides. The hooks are looked up once;
+/// ``Mutex/locked(_:)`` marks each critical section with `__tsan_acquire` and `__tsan_release` (on the guarded
+/// type), so the sanitizer sees the happens-before edges the lock provides. The hooks are looked up once;
 /// without the sanitizer they are `nil` and a lock costs one more predictable branch.
 @usableFromInline
 enum SanitizerHooks {
@@ -47,7 +47,10 @@ extension Mutex where Value: ~Copyable {
             guard let acquire = SanitizerHooks.acquire, let release = SanitizerHooks.release else {
                 return try body(&value)
             }
-            let address = withUnsafeMutablePointer(to: &value) { UnsafeMutableRawPointer($0) }
+            // The sanitizer's synchronisation object is the guarded type's metadata: taking the guarded value's own
+            // address would be an access the sanitizer sees before the annotation. Critical sections of two locks
+            // guarding the same type are ordered with each other too (coarser than the locks, never finer).
+            let address = unsafeBitCast(Value.self, to: UnsafeMutableRawPointer.self)
             acquire(address)
             defer { release(address) }
             return try body(&value)
