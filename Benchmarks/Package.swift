@@ -43,6 +43,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Issue 13: requests upstream per client request while every provider is down (503 or hanging), for a
+        // chain of one and of three providers at concurrency 64, and how soon a provider back from a 6 s outage is
+        // used again. A plain executable; scripts/outage-scenario.sh runs it against the engine before and after.
+        .executableTarget(
+            name: "OutageScenario",
+            dependencies: [
+                .product(name: "LLMFallback", package: "llm-fallback"),
+                .product(name: "LLMFallbackTesting", package: "llm-fallback"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )
 
