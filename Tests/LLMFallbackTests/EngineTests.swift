@@ -41,6 +41,27 @@ import Testing
         }
     }
 
+    @Test func aProviderThatFailsFastIsForceProbedOncePerOpenPeriodNotBackToBack() async throws {
+        try await withServer { server in
+            server.script("down", .status(500))
+            let clock = ManualClock()
+            var configuration = config(threshold: 1, recovery: .seconds(5))
+            configuration.circuitBreaker.maxRecoveryTimeout = .seconds(60)
+            let chain = FallbackChain([server.openAI("down")], configuration: configuration, clock: clock)
+            for _ in 0..<20 {
+                await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("hi") }
+            }
+            // One request opened the breaker, one forced probe failed (the period doubles to 10 s); the other 18
+            // failed fast without going upstream.
+            #expect(server.requests(for: "down").count == 2)
+            clock.advance(by: .seconds(10))
+            for _ in 0..<5 {
+                await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("hi") }
+            }
+            #expect(server.requests(for: "down").count == 3, "one probe for the next period")
+        }
+    }
+
     @Test func concurrentRequestsDuringAFullOutageProbeAtMostHalfOpenMaxProbes() async throws {
         try await withServer { server in
             server.script("a", [.status(500), .hang])

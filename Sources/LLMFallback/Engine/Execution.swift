@@ -67,12 +67,12 @@ extension FallbackChain {
             let health = chain.health
             while true {
                 let now = chain.clock.now()
-                enum Pick { case queued(Int), forced(Int), none }
+                enum Pick { case queued(Int), forced([Int]), none }
                 let pick = state.locked { state -> Pick in
                     if let next = state.queue.popFirst() { return .queued(next) }
-                    guard !state.triedAny, let soonest = state.closed.min(by: { $0.until < $1.until }) else { return .none }
-                    state.closed.removeAll()
-                    return .forced(soonest.index)
+                    guard !state.triedAny, !state.closed.isEmpty else { return .none }
+                    defer { state.closed.removeAll() }
+                    return .forced(state.closed.sorted { $0.until < $1.until }.map(\.index))
                 }
                 switch pick {
                 case .none:
@@ -94,11 +94,11 @@ extension FallbackChain {
                         continue
                     }
                     leg.index = next
-                case .forced(let soonest):
+                case .forced(let bySoonest):
                     // Every candidate is closed to traffic: rather than fail without trying, probe the one that
-                    // reopens soonest, but never more than halfOpenMaxProbes such probes at once for the chain
-                    // (the rest fail fast, as their skips say).
-                    guard health.forceProbe(soonest, now: now) else { return nil }
+                    // reopens soonest (and has not been probed so in its open period), but never more than
+                    // halfOpenMaxProbes such probes at once for the chain (the rest fail fast, as their skips say).
+                    guard let soonest = bySoonest.first(where: { health.forceProbe($0, now: now) }) else { return nil }
                     leg.index = soonest
                     leg.isProbe = true
                     leg.isForced = true

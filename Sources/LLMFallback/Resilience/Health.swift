@@ -74,6 +74,8 @@ final class HealthRegistry: Sendable {
         var recentNext = 0
         /// Requests routed here on a stale or missing latency figure that have not finished (latency routing).
         var exploring = 0
+        /// When this provider was last probed while every candidate was closed to traffic.
+        var lastForcedProbe: Duration?
         var attempts = 0
         var successes = 0
         var failuresByClass: [String: Int] = [:]
@@ -159,6 +161,14 @@ final class HealthRegistry: Sendable {
     /// Lets one request through to a provider that is closed to traffic (every candidate was), unless
     /// ``maxForcedProbes`` such probes are already in flight for the chain. Balance with ``releaseForcedProbe()``.
     func forceProbe(_ index: Int, now: Duration) -> Bool {
+        // At most one forced probe per provider per open period (its breaker's current recovery period): a
+        // provider that fails fast must not be probed back to back by a stream of requests.
+        let due = cells[index].state.locked { entry -> Bool in
+            let period = entry.breaker.configuration.recoveryPeriod(afterFailedProbes: entry.breaker.failedProbes)
+            if let last = entry.lastForcedProbe, now - last < period { return false }
+            return true
+        }
+        guard due else { return false }
         let taken = forcedProbes.locked { count -> Bool in
             guard count < maxForcedProbes else { return false }
             count += 1
@@ -166,6 +176,7 @@ final class HealthRegistry: Sendable {
         }
         guard taken else { return false }
         cells[index].state.locked { entry in
+            entry.lastForcedProbe = now
             entry.breaker.forceProbe(now: now)
             entry.budget.noteRequest(now: now)
         }
