@@ -23,7 +23,11 @@ import Testing
         #expect(error.description.contains("retry after 86400s"))
     }
 
-    @Test(arguments: ["-1", "nan", "NaN", "inf", "-inf", "infinity", "abc", "", "1,5", String(repeating: "9", count: 5000)])
+    @Test(arguments: [
+        "-1", "nan", "NaN", "inf", "-inf", "infinity", "abc", "", "1,5", String(repeating: "9", count: 5000),
+        // Not the digits RFC 9110 asks for: Swift's Double(_:) reads these as 16 s, 16 s and 1 s.
+        "0x10", "0x1p4", "0X1", "1e", "+5", "1.2.3", ".", "5s",
+    ])
     func retryAfterThatIsNotANumberIsIgnored(_ value: String) {
         let delay = ErrorClassifier.retryAfter(from: HTTPHeaders([("retry-after", value)]))
         // None is a delay (5,000 digits are too long to be one): no hint at all, and no trap.
@@ -199,6 +203,25 @@ import Testing
             let response = try await singleChain(server.openAI("m")).stream("hi").collect()
             #expect(response.content == "whole")
             #expect(response.finishReason == .stop)
+        }
+    }
+
+    @Test func anOpenAIStreamEndedByDoneBeforeAFinishReasonIsACut() async throws {
+        // The soak's `done_early` fault: `[DONE]` after part of the text and no finish_reason. OpenAI and the
+        // compatible servers send a finish_reason on every answer, so this is a cut, never a success.
+        try await withServer { server in
+            let body = #"data: {"choices":[{"index":0,"delta":{"content":"half an"},"finish_reason":null}]}"# + "\n\n"
+                + "data: [DONE]\n\n"
+            server.script("early", .raw(status: 200, headers: ["content-type": "text/event-stream"], body: body))
+            server.script("done-only", .raw(status: 200, headers: ["content-type": "text/event-stream"], body: "data: [DONE]\n\n"))
+            server.script("backup", .text("from the backup"))
+            let chain = FallbackChain([server.openAI("done-only"), server.openAI("backup")], configuration: config())
+            let response = try await chain.stream("hi").collect()
+            #expect(response.content == "from the backup")
+            #expect(chain.healthReport()[0].failuresByClass["connection_error"] == 1)
+            await #expect(throws: StreamInterrupted.self) {
+                _ = try await singleChain(server.openAI("early")).stream("hi").collect()
+            }
         }
     }
 

@@ -163,8 +163,12 @@ public struct OpenAIStreamDecoder: StreamDecoder {
     public private(set) var isComplete = false
     private var sawFinishReason = false
 
-    /// `[DONE]` arrived, or a chunk with the answer's `finish_reason` (servers that omit `[DONE]`).
-    public var endsCleanly: Bool { isComplete || sawFinishReason }
+    /// A chunk carried the answer's `finish_reason`, with or without `[DONE]` after it (some servers omit it).
+    ///
+    /// `[DONE]` alone is not an end: OpenAI and the compatible servers send a `finish_reason` with every answer,
+    /// so a `[DONE]` before one follows a cut (an upstream that crashed behind a proxy which then closed the
+    /// stream its own way), and the text so far is not the answer.
+    public var endsCleanly: Bool { sawFinishReason }
 
     /// Creates a decoder for a stream from `provider` asked for `model`.
     public init(provider: String, model: String) {

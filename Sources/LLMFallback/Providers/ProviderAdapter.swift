@@ -49,8 +49,8 @@ public protocol StreamDecoder: Sendable {
     ///
     /// A body that ends while this is `false` is a broken stream (a connection-class failure), never a success,
     /// however clean the close: an upstream that crashed behind a proxy often ends its chunked body cleanly.
-    /// The default is ``isComplete``; OpenAI's format also accepts an answer whose last chunk carried its
-    /// `finish_reason`.
+    /// The default is ``isComplete``; OpenAI's format asks for a chunk with a `finish_reason` (`[DONE]` alone
+    /// follows a cut).
     var endsCleanly: Bool { get }
 
     /// Whether no further event can follow, so the reader stops reading. The default is ``isComplete``; Gemini's
@@ -181,15 +181,37 @@ enum ErrorClassifier {
         return nil
     }
 
-    /// A non-negative number (`1`, `0.5`, `1e3`); `nil` for anything else, including NaN and negatives.
-    /// Infinity is kept (the caller clamps it).
+    /// A non-negative decimal number (`1`, `0.5`, `1e3`); `nil` for anything else: NaN, infinity, negatives,
+    /// hexadecimal (`0x10`, which `Double(_:)` would read as 16), signs, units. RFC 9110 asks for digits only; a
+    /// fraction and an exponent are accepted because providers send `0.5` and the result is clamped anyway.
     private static func parseDelay(_ text: String) -> Double? {
         let text = text.trimmingCharacters(in: .whitespaces)
-        guard !text.isEmpty, text.utf8.count <= 64, let first = text.utf8.first, first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9") || first == UInt8(ascii: ".") else {
-            return nil
-        }
+        guard !text.isEmpty, text.utf8.count <= 64, isDecimal(text.utf8) else { return nil }
         guard let value = Double(text), !value.isNaN, value >= 0 else { return nil }
         return value
+    }
+
+    /// `digits [. digits] [(e|E) [+|-] digits]`, with at least one digit before the exponent.
+    private static func isDecimal(_ bytes: String.UTF8View) -> Bool {
+        var digits = 0
+        var index = bytes.startIndex
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        while index != bytes.endIndex, isDigit(bytes[index]) { digits += 1; index = bytes.index(after: index) }
+        if index != bytes.endIndex, bytes[index] == UInt8(ascii: ".") {
+            index = bytes.index(after: index)
+            while index != bytes.endIndex, isDigit(bytes[index]) { digits += 1; index = bytes.index(after: index) }
+        }
+        guard digits > 0 else { return false }
+        if index != bytes.endIndex, bytes[index] | 0x20 == UInt8(ascii: "e") {
+            index = bytes.index(after: index)
+            if index != bytes.endIndex, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index = bytes.index(after: index)
+            }
+            var exponentDigits = 0
+            while index != bytes.endIndex, isDigit(bytes[index]) { exponentDigits += 1; index = bytes.index(after: index) }
+            guard exponentDigits > 0 else { return false }
+        }
+        return index == bytes.endIndex
     }
 
     static func parseHTTPDate(_ text: String) -> Date? {
