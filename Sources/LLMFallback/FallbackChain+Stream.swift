@@ -182,6 +182,7 @@ extension AsyncThrowingStream where Element == ChatChunk {
                 var call = calls[delta.index] ?? ToolCall(id: "", name: "", arguments: "")
                 if let callID = delta.id, !callID.isEmpty { call.id = callID }
                 if let name = delta.name, !name.isEmpty { call.name = name }
+                if let state = delta.providerState { call.providerState = state }
                 call.arguments += delta.arguments
                 calls[delta.index] = call
             }

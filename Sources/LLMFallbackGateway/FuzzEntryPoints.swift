@@ -18,63 +18,40 @@ public enum GatewayFuzzEntryPoints {
         "FuzzGatewayRequest": chatCompletionRequest
     ]
 
-    /// Decodes a `POST /v1/chat/completions` body as the gateway does, and checks that its two parsers agree: a
-    /// body the fast path (``FastJSONParser`` and `init(node:)`) accepts, the `Codable` path accepts too, as the
-    /// same request.
+    /// Decodes a `POST /v1/chat/completions` body as the gateway does and, when it is accepted, checks the
+    /// fidelity promise: the body an OpenAI provider is sent holds the client's members, in order, with only
+    /// `model`, `stream` and `stream_options` changed.
     ///
     /// The input is the request body.
     public static func chatCompletionRequest(_ input: UnsafeRawBufferPointer) {
         let body = ByteBuffer(bytes: input)
-        let decoder = JSONDecoder()
+        let decoded: ChatCompletionRequest
         do {
-            _ = try ChatCompletionRequest.decode(body, using: decoder)
+            decoded = try ChatCompletionRequest.decode(body)
         } catch {
             // The message goes back to the client.
             _ = "\(error)"
+            return
         }
-        guard let node = FastJSONParser.parse(body), let fast = ChatCompletionRequest(node: node) else { return }
-        let slow: ChatCompletionRequest
-        do {
-            slow = try ChatCompletionRequest.decodeWithDiagnostics(body, using: decoder)
-        } catch {
-            preconditionFailure("fuzz invariant: the fast path accepted a request that the Codable path rejects: \(error)")
+        guard let passthrough = decoded.request.passthrough else {
+            preconditionFailure("fuzz invariant: a decoded request has no passthrough body")
         }
-        // With a repeated key the two may pick different members (the fast path takes the last).
-        guard !FuzzEntryPoints.hasRepeatedKeys(node) else { return }
-        FuzzEntryPoints.check(fast.model == slow.model, "the fast path read model \(fast.model), the Codable path \(slow.model)")
-        FuzzEntryPoints.check(fast.stream == slow.stream, "the fast and Codable paths disagree on 'stream'")
-        FuzzEntryPoints.check(fast.includeUsage == slow.includeUsage, "the fast and Codable paths disagree on 'include_usage'")
-        FuzzEntryPoints.check(
-            normalized(fast.request) == normalized(slow.request),
-            "the fast path read \(fast.request), the Codable path \(slow.request)"
-        )
-    }
-
-    /// The request with every integral `Double` in its free-form values written as an `Int` (the fast path keeps
-    /// `1.0` a double, `JSONValue`'s `Codable` reads it as an integer).
-    private static func normalized(_ request: ChatRequest) -> ChatRequest {
-        var request = request
-        request.tools = request.tools.map { tool in
-            var tool = tool
-            tool.parameters = normalized(tool.parameters)
-            return tool
+        let provider = ResolvedProvider(
+            provider: Provider("openai", model: "fuzz-model", apiKey: "k", baseURL: "http://127.0.0.1:1/v1"),
+            kind: ProviderKind.named("openai")!, baseURL: "http://127.0.0.1:1/v1", apiKey: "k")
+        guard let parts = try? OpenAIAdapter().makeRequest(decoded.request, for: provider, stream: false),
+            let sentBody = parts.body, case .object(let sent)? = try? JSONValue(parsing: sentBody)
+        else {
+            preconditionFailure("fuzz invariant: the passthrough body of an accepted request cannot be sent")
         }
-        if case .jsonSchema(let name, let schema, let strict) = request.responseFormat {
-            request.responseFormat = .jsonSchema(name: name, schema: normalized(schema), strict: strict)
+        var expected = passthrough.body
+        expected.removeValue(forKey: "stream")
+        expected.removeValue(forKey: "stream_options")
+        var got = sent
+        for key in ["model", "max_tokens", "max_completion_tokens"] {
+            expected.removeValue(forKey: key)
+            got.removeValue(forKey: key)
         }
-        return request
-    }
-
-    private static func normalized(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .double(let number) where number == number.rounded() && abs(number) < 9.0e18:
-            return .int(Int(number))
-        case .array(let elements):
-            return .array(elements.map(normalized))
-        case .object(let members):
-            return .object(members.mapValues(normalized))
-        default:
-            return value
-        }
+        FuzzEntryPoints.check(got == expected, "the passthrough body changed on its way to the provider")
     }
 }

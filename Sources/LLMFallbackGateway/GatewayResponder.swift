@@ -61,6 +61,8 @@ final class GatewayCore: Sendable {
     static let providerHeader = HTTPField.Name("x-llm-fallback-provider")!
     static let modelHeader = HTTPField.Name("x-llm-fallback-model")!
     static let attemptsHeader = HTTPField.Name("x-llm-fallback-attempts")!
+    /// The request's parameters the answering provider could not be sent, comma-separated (absent when none).
+    static let droppedParametersHeader = HTTPField.Name("x-llm-fallback-dropped-params")!
 
     init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) throws(GatewayConfigurationError) {
         try configuration.validate()
@@ -225,7 +227,7 @@ final class GatewayCore: Sendable {
     func prepare(_ body: ByteBuffer) -> Result<(ChatCompletionRequest, FallbackChain), Refusal> {
         let parsed: ChatCompletionRequest
         do {
-            parsed = try ChatCompletionRequest.decode(body, using: decoder)
+            parsed = try ChatCompletionRequest.decode(body)
         } catch {
             return .failure(Refusal(response: errorResponse(error)))
         }
@@ -237,14 +239,25 @@ final class GatewayCore: Sendable {
 
     /// The `chat.completion` for an answer, with the headers that say who answered.
     func completionResponse(_ answer: ChatResponse) -> Response {
-        var buffer = allocator.buffer(capacity: 384 + answer.content.utf8.count)
-        CompletionEncoder.write(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
+        var buffer: ByteBuffer
+        if answer.wireFormat?.speaksOpenAIChat == true, let raw = answer.rawBody, !raw.isEmpty {
+            // The provider spoke the client's format: its answer as it was sent, so that what the chat model does
+            // not hold (logprobs, system_fingerprint, service_tier, refusal, annotations, ...) reaches the client.
+            buffer = allocator.buffer(capacity: raw.count)
+            buffer.writeBytes(raw)
+        } else {
+            buffer = allocator.buffer(capacity: 384 + answer.content.utf8.count)
+            CompletionEncoder.write(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
+        }
         var headers = HTTPFields()
-        headers.reserveCapacity(6)
+        headers.reserveCapacity(7)
         headers[.contentType] = Self.jsonContentType
         headers[Self.providerHeader] = answer.provider
         headers[Self.modelHeader] = answer.model
         headers[Self.attemptsHeader] = String(answer.attempts)
+        if !answer.droppedParameters.isEmpty {
+            headers[Self.droppedParametersHeader] = answer.droppedParameters.joined(separator: ", ")
+        }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
     }
 
@@ -286,6 +299,9 @@ final class GatewayCore: Sendable {
             headers[Self.providerHeader] = first.provider
             headers[Self.modelHeader] = first.model
             if first.attempts > 0 { headers[Self.attemptsHeader] = String(first.attempts) }
+            if !first.droppedParameters.isEmpty {
+                headers[Self.droppedParametersHeader] = first.droppedParameters.joined(separator: ", ")
+            }
         }
         let lease = InFlightLease(instruments, isStream: true, limiter: limiter)
         source.relay(first: first, encoder: encoder, watch: watch, chainName: parsed.model)

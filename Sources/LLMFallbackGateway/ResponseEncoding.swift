@@ -50,7 +50,7 @@ enum CompletionEncoder {
             for (offset, call) in response.toolCalls.enumerated() {
                 if offset > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
                 buffer.writeRaw(#"{"id":"#)
-                buffer.writeJSONString(call.id)
+                buffer.writeJSONString(ProviderState.encodedID(call.id, state: call.providerState))
                 buffer.writeRaw(#","type":"function","function":{"name":"#)
                 buffer.writeJSONString(call.name)
                 buffer.writeRaw(#","arguments":"#)
@@ -133,6 +133,23 @@ struct ChunkEncoder {
             modelJSON.clear()
             modelJSON.writeJSONString(model)
         }
+        if let raw = chunk.rawData, chunk.wireFormat?.speaksOpenAIChat == true, chunk.hasContent || chunk.finishReason != nil {
+            // The provider spoke the client's format: its chunk as it was sent (logprobs and all), after the
+            // role chunk the chain's decoder holds back.
+            if !sentRole {
+                var role = chunk
+                role.content = ""
+                role.toolCallDeltas = []
+                role.finishReason = nil
+                role.rawData = nil
+                write(role, into: &buffer)
+            }
+            if chunk.finishReason != nil { finished = true }
+            buffer.writeRaw("data: ")
+            buffer.writeString(raw)
+            buffer.writeRaw("\n\n")
+            return
+        }
         writeHead(into: &buffer)
         buffer.writeRaw(#","choices":[{"index":0,"delta":{"#)
         var needsComma = false
@@ -159,7 +176,7 @@ struct ChunkEncoder {
                 buffer.writeJSONInt(delta.index)
                 if let id = delta.id, !id.isEmpty {
                     buffer.writeRaw(#","id":"#)
-                    buffer.writeJSONString(id)
+                    buffer.writeJSONString(ProviderState.encodedID(id, state: delta.providerState))
                     buffer.writeRaw(#","type":"function""#)
                 }
                 buffer.writeRaw(#","function":{"#)

@@ -28,36 +28,77 @@ struct RequestDecodingTests {
         #"{"model":"x","messages":[{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}],"tool_choice":"none","stop":null,"stream_options":null}"#,
     ]
 
-    @Test("valid requests decode to the same ChatRequest either way", arguments: bodies)
-    func equivalence(body: String) throws {
+    @Test("valid requests decode, and their passthrough body is the client's body, members in order", arguments: bodies)
+    func decodes(body: String) throws {
         let buffer = ByteBuffer(string: body)
-        let node = try #require(FastJSONParser.parse(buffer), "the fast parser refused valid JSON")
-        let fast = try #require(ChatCompletionRequest(node: node), "the fast path refused a valid request")
-        let slow = try ChatCompletionRequest.decodeWithDiagnostics(buffer, using: JSONDecoder())
-        #expect(fast.model == slow.model)
-        #expect(fast.stream == slow.stream)
-        #expect(fast.includeUsage == slow.includeUsage)
-        #expect(fast.request == slow.request)
+        let decoded = try ChatCompletionRequest.decode(buffer)
+        let parsed = try #require(try JSONValue(parsing: body).members)
+        #expect(decoded.request.passthrough?.body == parsed)
+        #expect(decoded.request.passthrough?.body.keys == parsed.keys)
+        #expect(decoded.request.passthrough?.messageCount == decoded.request.messages.count)
     }
 
     @Test(
-        "the fast parser refuses what is not JSON",
+        "the parser refuses what is not JSON",
         arguments: [
             #"{"a":1,}"#, #"[1,2"#, #"{"a":"\ud800"}"#, "{\"a\":\"tab\there\"}", #"{"a":01}"#, #"{"a":1.}"#, #"{"a":tru}"#,
             #"{"a":1} x"#, #"{'a':1}"#, #"{"a":-}"#, #"{"a":"\x"}"#, String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
         ]
     )
     func refusesInvalid(text: String) {
-        #expect(FastJSONParser.parse(ByteBuffer(string: text)) == nil)
+        #expect(throws: JSONSyntaxError.self) { try JSONValue(parsing: text) }
+        #expect(throws: GatewayError.self) { try ChatCompletionRequest.decode(ByteBuffer(string: text)) }
     }
 
-    @Test("numbers and strings parse exactly")
+    @Test("numbers and strings parse exactly: a 20-digit integer is not rounded")
     func values() throws {
-        let node = try #require(FastJSONParser.parse(ByteBuffer(string: #"{"i":-12,"d":2.5e2,"z":0,"big":12345678901234567890,"s":"\u0041\ud83d\ude00"}"#)))
-        guard case .int(-12)? = node["i"], case .double(250)? = node["d"], case .int(0)? = node["z"], case .double? = node["big"] else {
-            Issue.record("unexpected numbers: \(node)")
-            return
+        let value = try JSONValue(parsing: #"{"i":-12,"d":2.5e2,"z":0,"big":12345678901234567890,"pi":3.14159265358979323846,"s":"\u0041\ud83d\ude00"}"#)
+        #expect(value["i"] == .int(-12))
+        #expect(value["d"] == .double(250))
+        #expect(value["z"] == .int(0))
+        #expect(value["big"] == .number("12345678901234567890"))
+        #expect(value["pi"] == .number("3.14159265358979323846"))
+        #expect(value["s"]?.stringValue == "A😀")
+        #expect(value.jsonString == #"{"i":-12,"d":250,"z":0,"big":12345678901234567890,"pi":3.14159265358979323846,"s":"A😀"}"#)
+    }
+
+    @Test("a key repeated at the top level is a 400 that names it, whichever key it is", arguments: ["model", "messages", "stream"])
+    func duplicateTopLevelKey(key: String) throws {
+        let members = [
+            #""model":"default""#, #""messages":[{"role":"user","content":"Hi"}]"#, #""stream":false"#,
+        ]
+        let repeated = members.first { $0.hasPrefix("\"\(key)\"") }!
+        let body = "{" + (members + [repeated]).joined(separator: ",") + "}"
+        do {
+            _ = try ChatCompletionRequest.decode(ByteBuffer(string: body))
+            Issue.record("a repeated '\(key)' was accepted")
+        } catch {
+            #expect(error.status == 400)
+            #expect(error.message.contains("'\(key)' appears twice"))
+            #expect(error.param == key)
+            #expect(error.code == "duplicate_key")
         }
-        #expect(node["s"]?.string == "A😀")
+    }
+
+    @Test("a key repeated inside a nested object is refused too")
+    func duplicateNestedKey() {
+        let body = #"{"model":"m","messages":[{"role":"user","content":"a","role":"system"}]}"#
+        #expect(throws: GatewayError.self) { try ChatCompletionRequest.decode(ByteBuffer(string: body)) }
+    }
+
+    @Test("a hostile body of many members parses in linear time")
+    func manyMembers() throws {
+        let members = (0..<100_000).map { #""k\#($0)":\#($0)"# }.joined(separator: ",")
+        let value = try JSONValue(parsing: "{" + members + "}")
+        #expect(value.members?.count == 100_000)
+        #expect(value["k99999"] == .int(99_999))
+    }
+
+    @Test("the unmodelled members are listed for providers of other formats")
+    func unmodelledKeys() throws {
+        let body = #"{"model":"m","logit_bias":{"50256":-100},"messages":[{"role":"user","content":"a"}],"store":true,"reasoning_effort":"high","metadata":{"k":"v"}}"#
+        let decoded = try ChatCompletionRequest.decode(ByteBuffer(string: body))
+        #expect(decoded.request.passthrough?.unmodelledKeys == ["logit_bias", "store", "metadata"])
+        #expect(decoded.request.reasoningEffort == .high)
     }
 }

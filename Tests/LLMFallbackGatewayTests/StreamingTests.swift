@@ -139,7 +139,13 @@ struct StreamingTests {
                 request.body = .bytes(ByteBuffer(string: chatBody("default", stream: true)))
                 let response = try await gateway.client.execute(request, timeout: .seconds(30))
                 var events = EventReader(response)
-                if let first = try await events.next() { gotFirst.yield(first) }
+                // The role chunk comes first (as OpenAI sends it), then the provider's first text.
+                while let event = try await events.next() {
+                    if event.contains("one") {
+                        gotFirst.yield(event)
+                        break
+                    }
+                }
                 gotFirst.finish()
                 // Keep reading until cancelled.
                 while try await events.next() != nil {}

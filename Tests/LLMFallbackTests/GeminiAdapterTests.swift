@@ -274,7 +274,10 @@ struct GeminiAdapterTests {
         let response = try adapter.decodeResponse(ByteBuffer(string: body), headers: [:], for: try Self.provider())
         #expect(response.content == "Checking.")
         #expect(response.toolCalls == [
-            ToolCall(id: "call_0", name: "get_weather", arguments: #"{"city":"Paris","unit":"c"}"#),
+            // The arguments in the model's order, and the signature kept for the next turn (Gemini 3 needs it).
+            ToolCall(
+                id: "call_0", name: "get_weather", arguments: #"{"unit":"c","city":"Paris"}"#,
+                providerState: ProviderState(origin: "gemini:gemini-2.0-flash", value: "CiQB")),
             ToolCall(id: "fc-77", name: "get_time", arguments: "{}"),
         ])
         #expect(response.finishReason == .toolCalls)

@@ -34,6 +34,25 @@ public struct ChatRequest: Hashable, Sendable {
     public var seed: Int?
     /// An end-user id for the provider's abuse monitoring.
     public var user: String?
+    /// How hard a reasoning model thinks before it answers: OpenAI's `reasoning_effort`, Anthropic's extended
+    /// thinking budget, Gemini's thinking budget or level.
+    public var reasoningEffort: ReasoningEffort?
+    /// Penalises tokens by how often they already appear (OpenAI, Gemini; −2 to 2).
+    public var frequencyPenalty: Double?
+    /// Penalises tokens that already appear at all (OpenAI, Gemini; −2 to 2).
+    public var presencePenalty: Double?
+    /// Whether to return the log probabilities of the output tokens (OpenAI, Gemini).
+    public var logprobs: Bool?
+    /// How many of the most likely tokens to return at each position, with ``logprobs`` (OpenAI, Gemini).
+    public var topLogprobs: Int?
+    /// Members merged into the body sent to providers of one wire format only, for what this model does not
+    /// hold (`["reasoning": ["summary": "auto"]]` for OpenAI, `["top_k": 40]` for Anthropic). A member here
+    /// replaces the one the adapter would write; providers of other formats never see it.
+    public var extraBody: [WireFormat: JSONObject]
+    /// The client's own body, when the request came through a gateway surface in a provider's wire format: a
+    /// provider that speaks the same format receives it with only what the chain must change, so that every
+    /// field this model does not hold survives. Set by the gateway; `nil` for requests built in code.
+    public var passthrough: PassthroughBody?
 
     /// Creates a request.
     public init(
@@ -47,7 +66,13 @@ public struct ChatRequest: Hashable, Sendable {
         parallelToolCalls: Bool? = nil,
         responseFormat: ResponseFormat? = nil,
         seed: Int? = nil,
-        user: String? = nil
+        user: String? = nil,
+        reasoningEffort: ReasoningEffort? = nil,
+        frequencyPenalty: Double? = nil,
+        presencePenalty: Double? = nil,
+        logprobs: Bool? = nil,
+        topLogprobs: Int? = nil,
+        extraBody: [WireFormat: JSONObject] = [:]
     ) {
         self.messages = messages
         self.temperature = temperature
@@ -60,6 +85,12 @@ public struct ChatRequest: Hashable, Sendable {
         self.responseFormat = responseFormat
         self.seed = seed
         self.user = user
+        self.reasoningEffort = reasoningEffort
+        self.frequencyPenalty = frequencyPenalty
+        self.presencePenalty = presencePenalty
+        self.logprobs = logprobs
+        self.topLogprobs = topLogprobs
+        self.extraBody = extraBody
     }
 
     /// A one-question request: an optional system message and the user's prompt.
@@ -68,5 +99,59 @@ public struct ChatRequest: Hashable, Sendable {
         if let system { messages.append(.system(system)) }
         messages.append(.user(prompt))
         self.init(messages: messages, temperature: temperature, maxTokens: maxTokens)
+    }
+}
+
+/// How hard a reasoning model thinks: OpenAI's `reasoning_effort` values, mapped by each adapter to what its API
+/// has (an Anthropic thinking budget, a Gemini thinking budget or level).
+public struct ReasoningEffort: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    /// The value as OpenAI spells it.
+    public var rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    /// No reasoning where the model allows it.
+    public static let none: ReasoningEffort = "none"
+    /// As little as the model allows.
+    public static let minimal: ReasoningEffort = "minimal"
+    public static let low: ReasoningEffort = "low"
+    public static let medium: ReasoningEffort = "medium"
+    public static let high: ReasoningEffort = "high"
+
+    public var description: String { rawValue }
+
+    /// A thinking budget in tokens for APIs that take one (Anthropic, Gemini 2.5); `nil` for no thinking.
+    package var thinkingBudget: Int? {
+        switch self {
+        case .none: return nil
+        case .minimal: return 1024
+        case .low: return 2048
+        case .medium: return 8192
+        default: return 24576
+        }
+    }
+}
+
+/// A client's request body in its own wire format, kept by a gateway so that a provider of the same format
+/// receives what the client sent (see ``ChatRequest/passthrough``).
+public struct PassthroughBody: Hashable, Sendable {
+    /// The format the body is written in.
+    public var format: WireFormat
+    /// The body's members, in the client's order, numbers exact.
+    public var body: JSONObject
+    /// The body's top-level members that the provider-neutral request does not hold: what a provider of another
+    /// format cannot be sent (they are then reported as dropped).
+    public var unmodelledKeys: [String]
+    /// How many messages the body's conversation has: messages the chain appends (a continuation's prefill) are
+    /// written after the client's own.
+    public var messageCount: Int
+
+    /// Creates a passthrough body.
+    public init(format: WireFormat, body: JSONObject, unmodelledKeys: [String], messageCount: Int) {
+        self.format = format
+        self.body = body
+        self.unmodelledKeys = unmodelledKeys
+        self.messageCount = messageCount
     }
 }

@@ -28,6 +28,11 @@ public struct ChatResponse: Sendable {
     public var rawBody: Data?
     /// The order in which the chain's routing strategy ranked the providers for this request (entry labels).
     public var route: [String] = []
+    /// The wire format of the provider that answered, which ``rawBody`` is written in.
+    public var wireFormat: WireFormat?
+    /// The request's parameters that the answering provider could not be sent (its API has no counterpart, or
+    /// its configuration drops them), by their OpenAI names: `["logit_bias", "frequency_penalty"]`.
+    public var droppedParameters: [String] = []
 
     /// ``latency`` in milliseconds.
     public var latencyMs: Double { latency.milliseconds }
@@ -98,6 +103,14 @@ public struct ChatChunk: Sendable, Hashable {
     public var providerName: String = ""
     /// How many attempts the chain had made when this chunk's attempt started (1 when the first try streams).
     public var attempts: Int = 0
+    /// The provider's own event data for this chunk (an OpenAI chunk's JSON), for fields this model does not
+    /// map; `nil` when the chunk was made by the chain.
+    public var rawData: String?
+    /// The wire format ``rawData`` is written in.
+    public var wireFormat: WireFormat?
+    /// The request's parameters that this chunk's provider could not be sent (see
+    /// ``ChatResponse/droppedParameters``).
+    public var droppedParameters: [String] = []
 
     /// Creates a chunk.
     public init(

@@ -40,7 +40,8 @@ extension FallbackChain {
                 return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
             }
             let body = try await response.body.collect(upTo: configuration.maxResponseBytes)
-            let decoded = try entry.adapter.decodeResponse(body, headers: response.headers, for: resolved)
+            var decoded = try entry.adapter.decodeResponse(body, headers: response.headers, for: resolved)
+            decoded.droppedParameters = entry.adapter.droppedParameters(in: request, for: resolved)
             return .success(decoded, latency: .zero)
         } catch let error as ProviderError {
             if Task.isCancelled { return .cancelled }

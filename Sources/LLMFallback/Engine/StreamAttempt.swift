@@ -141,7 +141,8 @@ extension FallbackChain {
             attemptNumber: attemptNumber,
             progress: progress,
             watch: watch,
-            continuation: continuation
+            continuation: continuation,
+            droppedParameters: entry.adapter.droppedParameters(in: request, for: resolved)
         )
         do {
             let parts = try entry.adapter.makeRequest(request, for: resolved, stream: true)

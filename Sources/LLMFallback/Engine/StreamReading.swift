@@ -21,6 +21,8 @@ extension FallbackChain {
         /// Body bytes read so far, bounded by ``Configuration/maxResponseBytes``.
         var receivedBytes = 0
         let maximumBytes: Int
+        /// What this attempt's provider could not be sent, named on each of its chunks.
+        let droppedParameters: [String]
         /// Whether the delivered text is kept: only when something reads it (a continuation's prefill, the
         /// response handed to `onSuccess`), so a long stream holds no copy of its answer otherwise.
         let keepsText: Bool
@@ -32,8 +34,10 @@ extension FallbackChain {
             attemptNumber: Int,
             progress: StreamProgress,
             watch: StreamWatch,
-            continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+            continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation,
+            droppedParameters: [String] = []
         ) {
+            self.droppedParameters = droppedParameters
             self.chain = chain
             self.entry = entry
             self.resolved = resolved
@@ -75,6 +79,7 @@ extension FallbackChain {
                 chunk.provider = resolved.kind.name
                 chunk.providerName = entry.provider.name
                 chunk.attempts = attemptNumber
+                chunk.droppedParameters = droppedParameters
                 if !chunk.hasContent && deliveredHere == 0 {
                     pending.append(chunk)
                     continue

@@ -97,7 +97,8 @@ extension ByteBuffer {
     }
 }
 
-/// A value `JSONEncoder` refuses to encode: a NaN or infinite `Double`, which JSON cannot express.
+/// A value `JSONEncoder` refuses to encode: a NaN or infinite `Double`, which JSON cannot express (or a
+/// ``JSONValue/number(_:)`` whose text is not a JSON number).
 package struct NonFiniteNumber: Error {}
 
 extension ByteBuffer {
@@ -121,16 +122,38 @@ extension ByteBuffer {
         if value { writeRaw("true") } else { writeRaw("false") }
     }
 
-    /// Writes a free-form value as `JSONEncoder` writes it (objects' members in the dictionary's order, as
-    /// `JSONEncoder` without `.sortedKeys`).
+    /// Writes a free-form value, objects' members in their order and ``JSONValue/number(_:)`` as its text.
     ///
-    /// - Throws: ``NonFiniteNumber`` for a NaN or infinite `Double` anywhere in `value`.
+    /// - Throws: ``NonFiniteNumber`` for a NaN or infinite `Double` anywhere in `value`, or a number whose text is
+    ///   not a JSON number.
     package mutating func writeJSONValue(_ value: JSONValue) throws(NonFiniteNumber) {
+        try writeJSONValue(value, lenient: false)
+    }
+
+    /// Writes a free-form value as ``writeJSONValue(_:)`` does, with `null` for the numbers JSON cannot express.
+    package mutating func writeJSONValueLeniently(_ value: JSONValue) {
+        do {
+            try writeJSONValue(value, lenient: true)
+        } catch {
+            // Unreachable: the lenient writer never throws.
+        }
+    }
+
+    private mutating func writeJSONValue(_ value: JSONValue, lenient: Bool) throws(NonFiniteNumber) {
         switch value {
         case .null: writeRaw("null")
         case .bool(let bool): writeJSONBool(bool)
         case .int(let int): writeJSONInt(int)
-        case .double(let double): try writeJSONNumber(double)
+        case .double(let double):
+            if lenient && !double.isFinite { writeRaw("null") } else { try writeJSONNumber(double) }
+        case .number(let text):
+            if isJSONNumber(text) {
+                writeString(text)
+            } else if lenient {
+                writeRaw("null")
+            } else {
+                throw NonFiniteNumber()
+            }
         case .string(let string): writeJSONString(string)
         case .array(let elements):
             writeInteger(UInt8(ascii: "["))
@@ -138,7 +161,7 @@ extension ByteBuffer {
             for element in elements {
                 if !first { writeInteger(UInt8(ascii: ",")) }
                 first = false
-                try writeJSONValue(element)
+                try writeJSONValue(element, lenient: lenient)
             }
             writeInteger(UInt8(ascii: "]"))
         case .object(let members):
@@ -149,9 +172,33 @@ extension ByteBuffer {
                 first = false
                 writeJSONString(key)
                 writeInteger(UInt8(ascii: ":"))
-                try writeJSONValue(member)
+                try writeJSONValue(member, lenient: lenient)
             }
             writeInteger(UInt8(ascii: "}"))
         }
     }
+}
+
+/// Whether `text` is a number in JSON's grammar, `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+package func isJSONNumber(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    var index = 0
+    func digits() -> Int {
+        let start = index
+        while index < bytes.count && bytes[index] &- UInt8(ascii: "0") < 10 { index += 1 }
+        return index - start
+    }
+    if index < bytes.count && bytes[index] == UInt8(ascii: "-") { index += 1 }
+    guard index < bytes.count else { return false }
+    if bytes[index] == UInt8(ascii: "0") { index += 1 } else if digits() == 0 { return false }
+    if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+        index += 1
+        guard digits() > 0 else { return false }
+    }
+    if index < bytes.count && bytes[index] | 0x20 == UInt8(ascii: "e") {
+        index += 1
+        if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
+        guard digits() > 0 else { return false }
+    }
+    return index == bytes.count
 }

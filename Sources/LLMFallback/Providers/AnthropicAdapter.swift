@@ -15,8 +15,12 @@ import NIOHTTP1
 /// - The API has no `response_format`: for ``ResponseFormat/jsonObject`` and ``ResponseFormat/jsonSchema(name:schema:strict:)``
 ///   an instruction to answer with only a JSON object (quoting the schema, for the latter) is appended to the
 ///   system prompt. The answer is not validated.
-/// - ``ChatRequest/seed`` is not supported and is not sent. ``ChatRequest/parallelToolCalls`` `false` becomes
+/// - ``ChatRequest/seed``, the penalties and log probabilities have no counterpart: they are not sent, and are
+///   reported as dropped (``ChatResponse/droppedParameters``). ``ChatRequest/parallelToolCalls`` `false` becomes
 ///   `tool_choice.disable_parallel_tool_use`.
+/// - ``ChatRequest/reasoningEffort`` becomes extended thinking with a budget (`minimal` 1,024 tokens, `low` 2,048,
+///   `medium` 8,192, `high` 24,576; `none` no thinking), `max_tokens` raised above the budget when needed; thinking
+///   allows no `temperature` or `top_p`, which are then dropped and reported.
 /// - Usage: ``Usage/promptTokens`` counts every input token, cache reads and writes included (Anthropic's
 ///   `input_tokens` excludes them); ``Usage/cachedTokens`` is `cache_read_input_tokens`.
 public struct AnthropicAdapter: ProviderAdapter {
@@ -48,7 +52,11 @@ public struct AnthropicAdapter: ProviderAdapter {
             messages: conversation.turns.map(\.json),
             stream: stream
         )
-        return HTTPRequestParts(method: .POST, url: "\(provider.baseURL)/v1/messages", headers: headers, body: try WireJSON.encode(body))
+        return HTTPRequestParts(method: .POST, url: "\(provider.baseURL)/v1/messages", headers: headers, body: try WireJSON.write(body.json))
+    }
+
+    public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] {
+        AnthropicRequestBody.droppedParameters(of: request)
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
@@ -401,42 +409,68 @@ public struct AnthropicStreamDecoder: StreamDecoder {
 
 // MARK: - Request body
 
-struct AnthropicRequestBody: Encodable {
+struct AnthropicRequestBody {
     let request: ChatRequest
     let model: String
     let system: String?
     let messages: [JSONValue]
     let stream: Bool
 
-    enum Keys: String, CodingKey {
-        case model, max_tokens, system, messages, temperature, top_p, stop_sequences, tools, tool_choice, metadata, stream
+    /// The body, members in the order the API documents them; free-form values (tool schemas) keep theirs.
+    var json: JSONObject {
+        var body: JSONObject = ["model": .string(model)]
+        let thinking = request.reasoningEffort?.thinkingBudget
+        var maxTokens = request.maxTokens ?? AnthropicAdapter.defaultMaxTokens
+        if let thinking, maxTokens <= thinking {
+            // The budget must stay below max_tokens: the answer gets the client's limit on top of it.
+            maxTokens = thinking.saturatingAdd(request.maxTokens ?? AnthropicAdapter.defaultMaxTokens)
+        }
+        body["max_tokens"] = .int(maxTokens)
+        if let system { body["system"] = .string(system) }
+        body["messages"] = .array(messages)
+        // Extended thinking allows no temperature or top_p other than the defaults.
+        if thinking == nil {
+            if let temperature = request.temperature { body["temperature"] = .double(temperature) }
+            if let topP = request.topP { body["top_p"] = .double(topP) }
+        }
+        if let thinking { body["thinking"] = ["type": "enabled", "budget_tokens": .int(thinking)] }
+        if !request.stop.isEmpty { body["stop_sequences"] = .array(request.stop.map(JSONValue.string)) }
+        if !request.tools.isEmpty {
+            body["tools"] = .array(request.tools.map { tool in
+                var value: JSONObject = ["name": .string(tool.name)]
+                if let description = tool.description { value["description"] = .string(description) }
+                value["input_schema"] = tool.parameters
+                return .object(value)
+            })
+            if let choice = toolChoice { body["tool_choice"] = choice }
+        }
+        if let user = request.user { body["metadata"] = ["user_id": .string(user)] }
+        if stream { body["stream"] = true }
+        for (key, value) in request.extraBody[.anthropic] ?? [:] { body[key] = value }
+        return body
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Keys.self)
-        try container.encode(model, forKey: .model)
-        try container.encode(request.maxTokens ?? AnthropicAdapter.defaultMaxTokens, forKey: .max_tokens)
-        try container.encodeIfPresent(system, forKey: .system)
-        try container.encode(messages, forKey: .messages)
-        try container.encodeIfPresent(request.temperature, forKey: .temperature)
-        try container.encodeIfPresent(request.topP, forKey: .top_p)
-        if !request.stop.isEmpty { try container.encode(request.stop, forKey: .stop_sequences) }
-        if !request.tools.isEmpty {
-            let tools: [JSONValue] = request.tools.map { tool in
-                var value: [String: JSONValue] = ["name": .string(tool.name), "input_schema": tool.parameters]
-                if let description = tool.description { value["description"] = .string(description) }
-                return .object(value)
-            }
-            try container.encode(tools, forKey: .tools)
-            if let choice = toolChoice { try container.encode(choice, forKey: .tool_choice) }
+    /// The request's parameters the Messages API has no counterpart for, by their OpenAI names.
+    static func droppedParameters(of request: ChatRequest) -> [String] {
+        var dropped: [String] = []
+        if request.seed != nil { dropped.append("seed") }
+        if request.frequencyPenalty != nil { dropped.append("frequency_penalty") }
+        if request.presencePenalty != nil { dropped.append("presence_penalty") }
+        if request.logprobs != nil { dropped.append("logprobs") }
+        if request.topLogprobs != nil { dropped.append("top_logprobs") }
+        if request.reasoningEffort?.thinkingBudget != nil {
+            if request.temperature != nil { dropped.append("temperature") }
+            if request.topP != nil { dropped.append("top_p") }
         }
-        if let user = request.user { try container.encode(["user_id": user], forKey: .metadata) }
-        if stream { try container.encode(true, forKey: .stream) }
+        if let passthrough = request.passthrough, passthrough.format != .anthropic {
+            dropped += passthrough.unmodelledKeys
+        }
+        return dropped
     }
 
     /// `tool_choice`, only sent with tools (the API rejects it without).
     private var toolChoice: JSONValue? {
-        var choice: [String: JSONValue] = ["type": "auto"]
+        var choice: JSONObject = ["type": "auto"]
         if let requested = request.toolChoice {
             switch requested {
             case .auto: break

@@ -37,17 +37,18 @@ public struct GeminiAdapter: ProviderAdapter {
         }
         let url = "\(provider.baseURL)/v1beta/\(Self.modelPath(provider.provider.model))"
             + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent")
-        let conversation = try Self.conversation(request.messages)
+        let conversation = try Self.conversation(request.messages, model: provider.provider.model)
         let body = GeminiRequestBody(
             request: request,
+            model: provider.provider.model,
             contents: conversation.turns.map(\.json),
             system: conversation.system.isEmpty ? nil : conversation.system.joined(separator: "\n\n")
         )
-        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: try WireJSON.encode(body))
+        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: try WireJSON.write(body.json))
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
-        let response = try WireJSON.decode(GeminiResponseWire.self, from: body, what: "Gemini response")
+        let response = try GeminiResponseWire.parse(body, what: "Gemini response")
         if let error = response.error {
             throw Self.error(from: error, status: nil, headers: headers)
         }
@@ -56,14 +57,17 @@ public struct GeminiAdapter: ProviderAdapter {
         var toolCalls: [ToolCall] = []
         for part in candidate.content?.parts ?? [] {
             if let call = part.functionCall {
-                toolCalls.append(ToolCall(id: call.id ?? "call_\(toolCalls.count)", name: call.name, arguments: (call.args ?? [:]).jsonString))
+                toolCalls.append(ToolCall(
+                    id: call.id ?? "call_\(toolCalls.count)", name: call.name, arguments: (call.args ?? [:]).jsonString,
+                    providerState: part.thoughtSignature.map { ProviderState(origin: Self.origin(provider.provider.model), value: $0) }
+                ))
             } else if let partText = part.text, part.thought != true {
                 text += partText
             }
         }
         var finish = candidate.finishReason.map(Self.finishReason)
         if finish == .stop && !toolCalls.isEmpty { finish = .toolCalls }
-        return ChatResponse(
+        var answer = ChatResponse(
             content: text,
             toolCalls: toolCalls,
             finishReason: finish,
@@ -74,7 +78,23 @@ public struct GeminiAdapter: ProviderAdapter {
             model: response.modelVersion ?? provider.provider.model,
             rawBody: body.getData(at: body.readerIndex, length: body.readableBytes)
         )
+        answer.wireFormat = .gemini
+        return answer
     }
+
+    public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] {
+        var dropped: [String] = []
+        if request.parallelToolCalls != nil { dropped.append("parallel_tool_calls") }
+        if request.user != nil { dropped.append("user") }
+        if let passthrough = request.passthrough, passthrough.format != .gemini { dropped += passthrough.unmodelledKeys }
+        return dropped
+    }
+
+    /// Who may read a thought signature: the model that made it.
+    static func origin(_ model: String) -> String { "gemini:\(model)" }
+
+    /// Whether the model is of the Gemini 3 family, which validates thought signatures and takes a thinking level.
+    static func isGemini3(_ model: String) -> Bool { model.contains("gemini-3") }
 
     public func classifyError(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> ProviderError {
         // Errors come as `{"error": {...}}`, and from some endpoints as `[{"error": {...}}]`.
@@ -183,7 +203,7 @@ public struct GeminiAdapter: ProviderAdapter {
     }
 
     /// The system instruction and the user/model turns of a conversation.
-    static func conversation(_ messages: [Message]) throws(ProviderError) -> (system: [String], turns: [GeminiTurn]) {
+    static func conversation(_ messages: [Message], model: String = "") throws(ProviderError) -> (system: [String], turns: [GeminiTurn]) {
         var system: [String] = []
         var turns: [GeminiTurn] = []
         let toolNames = messages.toolNamesByCallID
@@ -204,7 +224,15 @@ public struct GeminiAdapter: ProviderAdapter {
             case .assistant:
                 var parts = try Self.parts(for: message.content, keepEmpty: message.toolCalls.isEmpty)
                 for call in message.toolCalls {
-                    parts.append(["functionCall": ["name": .string(call.name), "args": AnthropicAdapter.argumentsObject(call.arguments)]])
+                    var part: JSONObject = ["functionCall": ["name": .string(call.name), "args": AnthropicAdapter.argumentsObject(call.arguments)]]
+                    if let state = call.providerState, state.origin == Self.origin(model) {
+                        part["thoughtSignature"] = .string(state.value)
+                    } else if Self.isGemini3(model) {
+                        // A call made elsewhere (another provider, before a failover): Gemini 3 rejects a function
+                        // call without a signature, and documents this value for history it did not make.
+                        part["thoughtSignature"] = "skip_thought_signature_validator"
+                    }
+                    parts.append(.object(part))
                 }
                 append("model", parts)
             case .tool:
@@ -273,7 +301,7 @@ public struct GeminiAdapter: ProviderAdapter {
     /// A JSON Schema reduced to the OpenAPI subset Gemini's `Schema` accepts.
     static func schema(_ schema: JSONValue) -> JSONValue {
         guard case .object(let members) = schema else { return schema }
-        var result: [String: JSONValue] = [:]
+        var result: JSONObject = [:]
         for (key, value) in members {
             switch key {
             case "type":
@@ -285,7 +313,7 @@ public struct GeminiAdapter: ProviderAdapter {
                     result["type"] = value
                 }
             case "properties":
-                if case .object(let properties) = value { result["properties"] = .object(properties.mapValues(Self.schema)) }
+                if case .object(let properties) = value { result["properties"] = .object(JSONObject(properties.map { ($0.key, Self.schema($0.value)) })) }
             case "items":
                 result["items"] = Self.schema(value)
             case "anyOf", "oneOf":
@@ -322,6 +350,7 @@ struct GeminiTurn {
 public struct GeminiStreamDecoder: StreamDecoder {
     private let provider: String
     private var model: String
+    private let configuredModel: String
     private var id: String?
     private var toolCallCount = 0
     private var usage: Usage?
@@ -333,11 +362,12 @@ public struct GeminiStreamDecoder: StreamDecoder {
     public init(provider: String, model: String) {
         self.provider = provider
         self.model = model
+        self.configuredModel = model
     }
 
     public mutating func decode(_ event: ServerSentEvent) throws(ProviderError) -> ChatChunk? {
         if event.data.isEmpty { return nil }
-        let response = try WireJSON.decode(GeminiResponseWire.self, from: event.data, what: "Gemini stream event")
+        let response = try GeminiResponseWire.parse(event.data, what: "Gemini stream event")
         if let error = response.error {
             throw GeminiAdapter.error(from: error, status: nil, headers: [:])
         }
@@ -356,9 +386,9 @@ public struct GeminiStreamDecoder: StreamDecoder {
                 if let call = part.functionCall {
                     let index = toolCallCount
                     toolCallCount += 1
-                    result.toolCallDeltas.append(
-                        ToolCallDelta(index: index, id: call.id ?? "call_\(index)", name: call.name, arguments: (call.args ?? [:]).jsonString)
-                    )
+                    var delta = ToolCallDelta(index: index, id: call.id ?? "call_\(index)", name: call.name, arguments: (call.args ?? [:]).jsonString)
+                    delta.providerState = part.thoughtSignature.map { ProviderState(origin: GeminiAdapter.origin(configuredModel), value: $0) }
+                    result.toolCallDeltas.append(delta)
                 } else if let text = part.text, part.thought != true {
                     result.content += text
                 }
@@ -380,57 +410,63 @@ public struct GeminiStreamDecoder: StreamDecoder {
 
 // MARK: - Request body
 
-struct GeminiRequestBody: Encodable {
+struct GeminiRequestBody {
     let request: ChatRequest
+    let model: String
     let contents: [JSONValue]
     let system: String?
 
-    enum Keys: String, CodingKey {
-        case contents, systemInstruction, generationConfig, tools, toolConfig
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Keys.self)
-        try container.encode(contents, forKey: .contents)
+    var json: JSONObject {
+        var body: JSONObject = ["contents": .array(contents)]
         if let system {
-            let instruction: JSONValue = ["parts": [["text": .string(system)]]]
-            try container.encode(instruction, forKey: .systemInstruction)
+            body["systemInstruction"] = ["parts": [["text": .string(system)]]]
         }
         let config = generationConfig
-        if !config.isEmpty { try container.encode(JSONValue.object(config), forKey: .generationConfig) }
+        if !config.isEmpty { body["generationConfig"] = .object(config) }
         if !request.tools.isEmpty {
             let declarations: [JSONValue] = request.tools.map { tool in
-                var declaration: [String: JSONValue] = ["name": .string(tool.name)]
+                var declaration: JSONObject = ["name": .string(tool.name)]
                 if let description = tool.description { declaration["description"] = .string(description) }
                 let parameters = GeminiAdapter.schema(tool.parameters)
                 let isEmptyObject = parameters["type"]?.stringValue?.lowercased() == "object"
-                    && (parameters["properties"]?.objectValue?.isEmpty ?? true)
+                    && (parameters["properties"]?.members?.isEmpty ?? true)
                 if !isEmptyObject { declaration["parameters"] = parameters }
                 return .object(declaration)
             }
-            let tools: JSONValue = [["functionDeclarations": .array(declarations)]]
-            try container.encode(tools, forKey: .tools)
+            body["tools"] = [["functionDeclarations": .array(declarations)]]
             if let choice = request.toolChoice {
-                var calling: [String: JSONValue]
+                var calling: JSONObject
                 switch choice {
                 case .auto: calling = ["mode": "AUTO"]
                 case .none: calling = ["mode": "NONE"]
                 case .required: calling = ["mode": "ANY"]
                 case .tool(let name): calling = ["mode": "ANY", "allowedFunctionNames": [.string(name)]]
                 }
-                let config: JSONValue = ["functionCallingConfig": .object(calling)]
-                try container.encode(config, forKey: .toolConfig)
+                body["toolConfig"] = ["functionCallingConfig": .object(calling)]
             }
         }
+        for (key, value) in request.extraBody[.gemini] ?? [:] { body[key] = value }
+        return body
     }
 
-    private var generationConfig: [String: JSONValue] {
-        var config: [String: JSONValue] = [:]
+    private var generationConfig: JSONObject {
+        var config: JSONObject = [:]
         if let maxTokens = request.maxTokens { config["maxOutputTokens"] = .int(maxTokens) }
         if let temperature = request.temperature { config["temperature"] = .double(temperature) }
         if let topP = request.topP { config["topP"] = .double(topP) }
         if !request.stop.isEmpty { config["stopSequences"] = .array(request.stop.map(JSONValue.string)) }
         if let seed = request.seed { config["seed"] = .int(seed) }
+        if let penalty = request.presencePenalty { config["presencePenalty"] = .double(penalty) }
+        if let penalty = request.frequencyPenalty { config["frequencyPenalty"] = .double(penalty) }
+        if let logprobs = request.logprobs { config["responseLogprobs"] = .bool(logprobs) }
+        if let top = request.topLogprobs { config["logprobs"] = .int(top) }
+        if let effort = request.reasoningEffort {
+            if GeminiAdapter.isGemini3(model) {
+                config["thinkingConfig"] = ["thinkingLevel": effort == .low || effort == .minimal || effort == .none ? "low" : "high"]
+            } else {
+                config["thinkingConfig"] = ["thinkingBudget": .int(effort.thinkingBudget ?? 0)]
+            }
+        }
         switch request.responseFormat {
         case .jsonObject?:
             config["responseMimeType"] = "application/json"
@@ -485,6 +521,7 @@ struct GeminiResponseWire: Decodable {
         let text: String?
         let thought: Bool?
         let functionCall: FunctionCall?
+        let thoughtSignature: String?
     }
     struct Content: Decodable {
         let parts: [Part]?
@@ -505,4 +542,128 @@ struct GeminiResponseWire: Decodable {
     let responseId: String?
     let modelVersion: String?
     let error: GeminiErrorWire?
+}
+
+// MARK: - Reading a response from the package's JSON tree
+
+extension GeminiResponseWire {
+    /// A response or stream event read through ``JSONParser`` (function call arguments keep their member order,
+    /// and it is faster than `JSONDecoder`); anything it does not expect goes to `JSONDecoder`, which words the
+    /// error.
+    static func parse(_ body: ByteBuffer, what: String) throws(ProviderError) -> GeminiResponseWire {
+        if let value = try? JSONParser.parse(body), let wire = GeminiResponseWire(json: value) { return wire }
+        return try WireJSON.decode(GeminiResponseWire.self, from: body, what: what)
+    }
+
+    static func parse(_ text: String, what: String) throws(ProviderError) -> GeminiResponseWire {
+        if let value = try? JSONValue(parsing: text), let wire = GeminiResponseWire(json: value) { return wire }
+        return try WireJSON.decode(GeminiResponseWire.self, from: text, what: what)
+    }
+
+    /// `nil` when a member has an unexpected type.
+    init?(json: JSONValue) {
+        guard case .object(let root) = json else { return nil }
+        var candidates: [Candidate]?
+        if let raw = root["candidates"], raw != .null {
+            guard let elements = raw.arrayValue else { return nil }
+            candidates = []
+            for element in elements {
+                guard let candidate = Candidate(json: element) else { return nil }
+                candidates!.append(candidate)
+            }
+        }
+        guard let feedback = JSONField.optional(root["promptFeedback"], PromptFeedback.init(json:)),
+            let usage = JSONField.optional(root["usageMetadata"], GeminiUsageWire.init(json:)),
+            let responseID = JSONField.string(root["responseId"]), let version = JSONField.string(root["modelVersion"]),
+            let error = JSONField.optional(root["error"], GeminiErrorWire.init(json:))
+        else { return nil }
+        self.init(candidates: candidates, promptFeedback: feedback.value, usageMetadata: usage.value, responseId: responseID.value,
+            modelVersion: version.value, error: error.value)
+    }
+}
+
+extension GeminiResponseWire.Candidate {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json,
+            let content = JSONField.optional(members["content"], GeminiResponseWire.Content.init(json:)),
+            let finish = JSONField.string(members["finishReason"]), let index = JSONField.int(members["index"])
+        else { return nil }
+        self.init(content: content.value, finishReason: finish.value, index: index.value)
+    }
+}
+
+extension GeminiResponseWire.Content {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let role = JSONField.string(members["role"]) else { return nil }
+        var parts: [GeminiResponseWire.Part]?
+        if let raw = members["parts"], raw != .null {
+            guard let elements = raw.arrayValue else { return nil }
+            parts = []
+            for element in elements {
+                guard let part = GeminiResponseWire.Part(json: element) else { return nil }
+                parts!.append(part)
+            }
+        }
+        self.init(parts: parts, role: role.value)
+    }
+}
+
+extension GeminiResponseWire.Part {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let text = JSONField.string(members["text"]),
+            let signature = JSONField.string(members["thoughtSignature"]),
+            let call = JSONField.optional(members["functionCall"], GeminiResponseWire.FunctionCall.init(json:))
+        else { return nil }
+        var thought: Bool?
+        switch members["thought"] {
+        case nil, .null?: break
+        case .bool(let value)?: thought = value
+        default: return nil
+        }
+        self.init(text: text.value, thought: thought, functionCall: call.value, thoughtSignature: signature.value)
+    }
+}
+
+extension GeminiResponseWire.FunctionCall {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let id = JSONField.string(members["id"]), let name = members["name"]?.stringValue
+        else { return nil }
+        let args = members["args"].flatMap { $0 == .null ? nil : $0 }
+        self.init(id: id.value, name: name, args: args)
+    }
+}
+
+extension GeminiResponseWire.PromptFeedback {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let reason = JSONField.string(members["blockReason"]),
+            let message = JSONField.string(members["blockReasonMessage"])
+        else { return nil }
+        self.init(blockReason: reason.value, blockReasonMessage: message.value)
+    }
+}
+
+extension GeminiUsageWire {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let prompt = JSONField.int(members["promptTokenCount"]),
+            let candidates = JSONField.int(members["candidatesTokenCount"]), let total = JSONField.int(members["totalTokenCount"]),
+            let cached = JSONField.int(members["cachedContentTokenCount"]), let thoughts = JSONField.int(members["thoughtsTokenCount"])
+        else { return nil }
+        self.init(promptTokenCount: prompt.value, candidatesTokenCount: candidates.value, totalTokenCount: total.value,
+            cachedContentTokenCount: cached.value, thoughtsTokenCount: thoughts.value)
+    }
+}
+
+extension GeminiErrorWire {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let code = JSONField.int(members["code"]),
+            let message = JSONField.string(members["message"]), let status = JSONField.string(members["status"])
+        else { return nil }
+        var details: [JSONValue]?
+        switch members["details"] {
+        case nil, .null?: break
+        case .array(let elements)?: details = elements
+        default: return nil
+        }
+        self.init(code: code.value, message: message.value, status: status.value, details: details)
+    }
 }

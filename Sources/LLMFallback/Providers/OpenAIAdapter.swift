@@ -42,14 +42,36 @@ public struct OpenAIAdapter: ProviderAdapter {
             maxTokensField: provider.kind.maxTokensField,
             stream: stream
         )
-        let bytes: ByteBuffer
+        var bytes: ByteBuffer
         do {
-            bytes = try body.writeJSON()
+            if let passthrough = request.passthrough, passthrough.format.speaksOpenAIChat {
+                bytes = try body.writePassthrough(passthrough, dropping: provider.provider.dropParameters)
+            } else {
+                bytes = try body.writeJSON()
+            }
         } catch {
             // A NaN or an infinity: JSONEncoder refuses it too, and says where.
             bytes = try WireJSON.encode(body)
         }
+        let extra = request.extraBody[azure ? .azureOpenAI : .openAI] ?? request.extraBody[.openAI]
+        if extra != nil || (request.passthrough == nil && !provider.provider.dropParameters.isEmpty) {
+            bytes = WireJSON.merging(extra ?? [:], into: bytes, dropping: provider.provider.dropParameters)
+        }
         return HTTPRequestParts(method: .POST, url: url, headers: headers, body: bytes)
+    }
+
+    public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] {
+        var dropped: [String] = []
+        if let passthrough = request.passthrough {
+            if passthrough.format.speaksOpenAIChat {
+                dropped = provider.provider.dropParameters.filter { passthrough.body.contains(key: $0) }
+            } else {
+                dropped = passthrough.unmodelledKeys
+            }
+        } else if !provider.provider.dropParameters.isEmpty {
+            dropped = provider.provider.dropParameters.filter { OpenAIRequestBody.writtenKeys(of: request).contains($0) }
+        }
+        return dropped
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
@@ -80,7 +102,7 @@ public struct OpenAIAdapter: ProviderAdapter {
             toolCalls.append(ToolCall(id: call.id ?? "call_\(offset)", name: name, arguments: function.arguments ?? "{}"))
         }
         let finish = choice.finishReason.map(Self.finishReason)
-        return ChatResponse(
+        var response = ChatResponse(
             content: message.content?.text ?? message.refusal ?? "",
             toolCalls: toolCalls,
             finishReason: finish,
@@ -91,6 +113,8 @@ public struct OpenAIAdapter: ProviderAdapter {
             model: completion.model ?? provider.provider.model,
             rawBody: body.getData(at: body.readerIndex, length: body.readableBytes)
         )
+        response.wireFormat = azure ? .azureOpenAI : .openAI
+        return response
     }
 
     public func classifyError(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> ProviderError {
@@ -195,6 +219,8 @@ public struct OpenAIStreamDecoder: StreamDecoder {
         }
         if let answered = chunk.model, !answered.isEmpty { model = answered }
         var result = ChatChunk(id: chunk.id, provider: provider, model: model)
+        result.rawData = data
+        result.wireFormat = .openAI
         if let choice = chunk.choices?.first(where: { ($0.index ?? 0) == 0 }) {
             if let delta = choice.delta {
                 result.content = delta.content ?? ""
@@ -229,6 +255,7 @@ struct OpenAIRequestBody: Encodable {
     enum Keys: String, CodingKey {
         case model, messages, temperature, top_p, max_tokens, max_completion_tokens, stop, tools, tool_choice
         case parallel_tool_calls, response_format, seed, user, stream, stream_options
+        case reasoning_effort, frequency_penalty, presence_penalty, logprobs, top_logprobs
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -261,7 +288,7 @@ struct OpenAIRequestBody: Encodable {
             case .text: value = ["type": "text"]
             case .jsonObject: value = ["type": "json_object"]
             case .jsonSchema(let name, let schema, let strict):
-                var inner: [String: JSONValue] = ["name": .string(name), "schema": schema]
+                var inner: JSONObject = ["name": .string(name), "schema": schema]
                 if let strict { inner["strict"] = .bool(strict) }
                 value = ["type": "json_schema", "json_schema": .object(inner)]
             }
@@ -269,6 +296,11 @@ struct OpenAIRequestBody: Encodable {
         }
         try container.encodeIfPresent(request.seed, forKey: .seed)
         try container.encodeIfPresent(request.user, forKey: .user)
+        try container.encodeIfPresent(request.reasoningEffort?.rawValue, forKey: .reasoning_effort)
+        try container.encodeIfPresent(request.frequencyPenalty, forKey: .frequency_penalty)
+        try container.encodeIfPresent(request.presencePenalty, forKey: .presence_penalty)
+        try container.encodeIfPresent(request.logprobs, forKey: .logprobs)
+        try container.encodeIfPresent(request.topLogprobs, forKey: .top_logprobs)
         if stream {
             try container.encode(true, forKey: .stream)
             try container.encode(["include_usage": true], forKey: .stream_options)
@@ -316,7 +348,7 @@ struct OpenAIContentPart: Encodable {
         case .text(let text):
             value = ["type": "text", "text": .string(text)]
         case .image(.url(let url, let detail)):
-            var image: [String: JSONValue] = ["url": .string(url)]
+            var image: JSONObject = ["url": .string(url)]
             if let detail { image["detail"] = .string(detail) }
             value = ["type": "image_url", "image_url": .object(image)]
         case .image(.base64(let data, let mediaType)):
@@ -331,7 +363,7 @@ struct OpenAITool: Encodable {
     init(_ tool: Tool) { self.tool = tool }
 
     func encode(to encoder: any Encoder) throws {
-        var function: [String: JSONValue] = ["name": .string(tool.name), "parameters": tool.parameters]
+        var function: JSONObject = ["name": .string(tool.name), "parameters": tool.parameters]
         if let description = tool.description { function["description"] = .string(description) }
         if let strict = tool.strict { function["strict"] = .bool(strict) }
         let value: JSONValue = ["type": "function", "function": .object(function)]

@@ -35,6 +35,9 @@ public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebug
     public var apiVersion: String?
     /// Stream time limits for this provider; `nil` uses the chain's.
     public var streamTimeouts: StreamTimeouts?
+    /// Top-level request members never sent to this provider, by their name in its wire format (a vendor that
+    /// rejects `service_tier` or `store`); each one a request carried is reported as dropped.
+    public var dropParameters: [String] = []
 
     /// Creates a provider entry.
     ///

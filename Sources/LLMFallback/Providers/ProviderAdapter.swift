@@ -30,6 +30,15 @@ public protocol ProviderAdapter: Sendable {
 
     /// Creates the state machine that turns this format's stream events into chunks.
     func makeStreamDecoder(for provider: ResolvedProvider) -> any StreamDecoder
+
+    /// The request's parameters that ``makeRequest(_:for:stream:)`` leaves out for `provider`, by their OpenAI
+    /// names: those this format has no counterpart for, a passthrough body's members a provider of another format
+    /// cannot be sent, and those the provider's configuration drops. The default is none.
+    func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String]
+}
+
+extension ProviderAdapter {
+    public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] { [] }
 }
 
 /// Turns one stream's Server-Sent Events into provider-neutral chunks, keeping the state a format needs
@@ -78,6 +87,17 @@ extension WireFormat {
 // MARK: - Shared helpers for adapters
 
 enum WireJSON {
+    /// `body` (a JSON object) with `extra`'s members set, replacing those of the same name, and the members
+    /// named in `dropping` removed.
+    static func merging(_ extra: JSONObject, into body: ByteBuffer, dropping: [String]) -> ByteBuffer {
+        guard case .object(var members)? = try? JSONValue(parsing: body) else { return body }
+        for key in dropping { members.removeValue(forKey: key) }
+        for (key, value) in extra { members[key] = value }
+        var merged = ByteBufferAllocator().buffer(capacity: body.readableBytes + 64)
+        merged.writeJSONValueLeniently(.object(members))
+        return merged
+    }
+
     /// Shared coders: both are `Sendable` and keep no state between calls, and creating one per call costs
     /// allocations on every request.
     static let encoder: JSONEncoder = {
@@ -86,6 +106,19 @@ enum WireJSON {
         return encoder
     }()
     static let decoder = JSONDecoder()
+
+    /// A request body written by the package's writer (members in order).
+    ///
+    /// - Throws: ``ProviderError/Kind/invalidRequest`` for a number JSON cannot express (NaN, infinity).
+    static func write(_ body: JSONObject) throws(ProviderError) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 1024)
+        do {
+            try buffer.writeJSONValue(.object(body))
+        } catch {
+            throw ProviderError(.invalidRequest, message: "could not encode the request: a number is NaN or infinite")
+        }
+        return buffer
+    }
 
     static func encode(_ value: some Encodable) throws(ProviderError) -> ByteBuffer {
         do {

@@ -18,6 +18,9 @@ public struct WireFormat: Hashable, Sendable, CustomStringConvertible {
     public static let gemini = WireFormat(base: .gemini)
 
     public var description: String { base.rawValue }
+
+    /// Whether the format's requests are OpenAI Chat Completions bodies (OpenAI and Azure OpenAI).
+    public var speaksOpenAIChat: Bool { base == .openAI || base == .azureOpenAI }
 }
 
 /// What a provider kind name means: its wire format, default base URL and key variable.

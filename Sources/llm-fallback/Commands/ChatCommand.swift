@@ -212,7 +212,7 @@ struct ChatCommand: AsyncParsableCommand {
         if response.finishReason == nil { response.finishReason = finishReason }
         if response.usage == nil { response.usage = usage }
         if json {
-            var object = ResponseJSON.response(response).objectValue ?? [:]
+            var object = ResponseJSON.response(response).members ?? [:]
             object["type"] = "response"
             Console.outLine(ResponseJSON.text(.object(object), pretty: false))
         } else {

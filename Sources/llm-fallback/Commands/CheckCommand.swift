@@ -149,7 +149,7 @@ struct CheckCommand: AsyncParsableCommand {
 
     private func printJSON(_ results: [Result], broken: [String]) {
         let entries: [JSONValue] = results.map { result in
-            var object: [String: JSONValue] = [
+            var object: JSONObject = [
                 "chain": .string(result.chain),
                 "provider": .string(result.provider),
                 "reachable": .bool(result.reachable),

@@ -6,7 +6,7 @@ enum ResponseJSON {
     /// The whole response: content, provider, provider name, model, latency, attempts, usage, finish reason,
     /// tool calls and the attempt trace.
     static func response(_ response: ChatResponse) -> JSONValue {
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "content": .string(response.content),
             "provider": .string(response.provider),
             "provider_name": .string(response.providerName),
@@ -24,7 +24,7 @@ enum ResponseJSON {
 
     /// Token counts.
     static func usage(_ usage: Usage) -> JSONValue {
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "prompt_tokens": .int(usage.promptTokens),
             "completion_tokens": .int(usage.completionTokens),
             "total_tokens": .int(usage.totalTokens),
@@ -41,7 +41,7 @@ enum ResponseJSON {
 
     /// One attempt of the trace.
     static func attempt(_ record: AttemptRecord) -> JSONValue {
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "provider": .string(record.provider),
             "model": .string(record.model),
             "number": .int(record.number),

@@ -1,58 +1,29 @@
 import NIOCore
 
-/// A JSON value parsed by ``FastJSONParser``: the request fast path's intermediate form.
-package enum JSONNode {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONNode])
-    case object([(key: String, value: JSONNode)])
+/// Why bytes are not a JSON document ``JSONValue`` accepts.
+public struct JSONSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong.
+    public var message: String
+    /// The byte offset where it was found.
+    public var offset: Int
+    /// The repeated key, when the document repeats a key within an object.
+    public var duplicateKey: String?
+    /// How deep the object with the repeated key is: 1 for the document's own members.
+    public var duplicateKeyDepth: Int?
 
-    /// The member named `key` (the last one, when a key repeats).
-    package subscript(key: String) -> JSONNode? {
-        guard case .object(let members) = self else { return nil }
-        var found: JSONNode?
-        for member in members where member.key == key { found = member.value }
-        return found
-    }
-
-    package var string: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
-
-    package var isNull: Bool {
-        if case .null = self { return true }
-        return false
-    }
-
-    /// As the library's free-form value.
-    package var jsonValue: JSONValue {
-        switch self {
-        case .null: return .null
-        case .bool(let value): return .bool(value)
-        case .int(let value): return .int(value)
-        case .double(let value): return .double(value)
-        case .string(let value): return .string(value)
-        case .array(let elements): return .array(elements.map(\.jsonValue))
-        case .object(let members):
-            var object: [String: JSONValue] = [:]
-            object.reserveCapacity(members.count)
-            for member in members { object[member.key] = member.value.jsonValue }
-            return .object(object)
-        }
-    }
+    public var description: String { "\(message) (at byte \(offset))" }
 }
 
-/// A small, strict JSON parser over a `ByteBuffer`, for the request path: several times faster than `JSONDecoder`
-/// on chat requests, because it builds the few values a request has and nothing else.
+/// The package's one JSON tree parser: bytes to a ``JSONValue``, several times faster than `JSONDecoder`.
 ///
-/// It only says whether the text is valid; the gateway's `Codable` path (`ChatCompletionRequest.decode(_:using:)`)
-/// runs when it is not, to say precisely what is wrong.
-package struct FastJSONParser {
-    package struct Invalid: Error {}
+/// Strict, with the package's one rule for every reader: RFC 8259 syntax, valid UTF-8 and escapes, nesting at
+/// most ``maximumDepth`` levels, and **no key repeated within an object** (parsers disagree on which of two
+/// repeated members counts, so a body with a repeated `"model"` could route one way here and another way
+/// upstream; refusing it is the only answer that cannot be exploited). Numbers keep their exact value (see
+/// ``JSONValue/number(_:)``). ``JSONReader`` is the forward-only reader of the same toolkit, for the adapters' fast
+/// paths, with the same rules.
+package struct JSONParser {
+    private typealias Invalid = JSONSyntaxError
 
     private let bytes: UnsafeRawBufferPointer
     private var index = 0
@@ -64,19 +35,25 @@ package struct FastJSONParser {
         self.bytes = bytes
     }
 
-    /// Parses a whole document; `nil` when it is not valid JSON.
-    package static func parse(_ buffer: ByteBuffer) -> JSONNode? {
-        buffer.withUnsafeReadableBytes { bytes in
-            var parser = FastJSONParser(bytes: bytes)
-            do {
-                parser.skipWhitespace()
-                let value = try parser.value()
-                parser.skipWhitespace()
-                return parser.index == bytes.count ? value : nil
-            } catch {
-                return nil
-            }
-        }
+    /// Parses a whole document.
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes)
+        parser.skipWhitespace()
+        let value = try parser.value()
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else { throw parser.invalid("text after the JSON value") }
+        return value
+    }
+
+    /// Parses the readable bytes of `buffer`.
+    package static func parse(_ buffer: ByteBuffer) throws(JSONSyntaxError) -> JSONValue {
+        try buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(JSONSyntaxError) in try parse(bytes) }
+        }.get()
+    }
+
+    private func invalid(_ message: String) -> JSONSyntaxError {
+        JSONSyntaxError(message: message, offset: index)
     }
 
     private mutating func skipWhitespace() {
@@ -88,8 +65,8 @@ package struct FastJSONParser {
         }
     }
 
-    private mutating func value() throws(Invalid) -> JSONNode {
-        guard index < bytes.count else { throw Invalid() }
+    private mutating func value() throws(JSONSyntaxError) -> JSONValue {
+        guard index < bytes.count else { throw invalid("invalid JSON") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
@@ -108,22 +85,22 @@ package struct FastJSONParser {
         }
     }
 
-    private mutating func literal(_ text: StaticString) throws(Invalid) {
+    private mutating func literal(_ text: StaticString) throws(JSONSyntaxError) {
         let count = text.utf8CodeUnitCount
-        guard index + count <= bytes.count else { throw Invalid() }
+        guard index + count <= bytes.count else { throw invalid("invalid JSON") }
         let matches = text.withUTF8Buffer { expected in
             (0..<count).allSatisfy { bytes[index + $0] == expected[$0] }
         }
-        guard matches else { throw Invalid() }
+        guard matches else { throw invalid("invalid JSON") }
         index += count
     }
 
-    private mutating func object() throws(Invalid) -> JSONNode {
+    private mutating func object() throws(JSONSyntaxError) -> JSONValue {
         depth += 1
-        guard depth <= Self.maximumDepth else { throw Invalid() }
+        guard depth <= Self.maximumDepth else { throw invalid("nested deeper than \(Self.maximumDepth) levels") }
         defer { depth -= 1 }
         index += 1
-        var members: [(key: String, value: JSONNode)] = []
+        var members = JSONObject()
         skipWhitespace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -131,32 +108,37 @@ package struct FastJSONParser {
         }
         while true {
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Invalid() }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw invalid("invalid JSON") }
             let key = try string()
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Invalid() }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw invalid("invalid JSON") }
             index += 1
             skipWhitespace()
-            members.append((key, try value()))
+            let keyOffset = index
+            guard members.appendNew(key, try value()) else {
+                throw JSONSyntaxError(
+                    message: "the key '\(key.prefix(64))' appears twice in one object",
+                    offset: keyOffset, duplicateKey: key, duplicateKeyDepth: depth)
+            }
             skipWhitespace()
-            guard index < bytes.count else { throw Invalid() }
+            guard index < bytes.count else { throw invalid("invalid JSON") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
             } else if bytes[index] == UInt8(ascii: "}") {
                 index += 1
                 return .object(members)
             } else {
-                throw Invalid()
+                throw invalid("invalid JSON")
             }
         }
     }
 
-    private mutating func array() throws(Invalid) -> JSONNode {
+    private mutating func array() throws(JSONSyntaxError) -> JSONValue {
         depth += 1
-        guard depth <= Self.maximumDepth else { throw Invalid() }
+        guard depth <= Self.maximumDepth else { throw invalid("nested deeper than \(Self.maximumDepth) levels") }
         defer { depth -= 1 }
         index += 1
-        var elements: [JSONNode] = []
+        var elements: [JSONValue] = []
         skipWhitespace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
             index += 1
@@ -166,46 +148,46 @@ package struct FastJSONParser {
             skipWhitespace()
             elements.append(try value())
             skipWhitespace()
-            guard index < bytes.count else { throw Invalid() }
+            guard index < bytes.count else { throw invalid("invalid JSON") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
             } else if bytes[index] == UInt8(ascii: "]") {
                 index += 1
                 return .array(elements)
             } else {
-                throw Invalid()
+                throw invalid("invalid JSON")
             }
         }
     }
 
     /// A string literal starting at the opening quote.
-    private mutating func string() throws(Invalid) -> String {
+    private mutating func string() throws(JSONSyntaxError) -> String {
         index += 1
         let start = index
         // Fast path: no escapes.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = try Self.text(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+                let text = try text(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { throw Invalid() }
+            if byte < 0x20 { throw invalid("invalid JSON") }
             index += 1
         }
-        guard index < bytes.count else { throw Invalid() }
+        guard index < bytes.count else { throw invalid("invalid JSON") }
         var scratch: [UInt8] = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                guard let text = String(validating: scratch, as: UTF8.self) else { throw Invalid() }
+                guard let text = String(validating: scratch, as: UTF8.self) else { throw invalid("invalid JSON") }
                 return text
             case UInt8(ascii: "\\"):
                 index += 1
-                guard index < bytes.count else { throw Invalid() }
+                guard index < bytes.count else { throw invalid("invalid JSON") }
                 let escape = bytes[index]
                 index += 1
                 switch escape {
@@ -222,36 +204,51 @@ package struct FastJSONParser {
                     if (0xD800..<0xDC00).contains(scalar) {
                         // A high surrogate must be followed by an escaped low one.
                         guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                        else { throw Invalid() }
+                        else { throw invalid("invalid JSON") }
                         index += 2
                         let low = try hex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw Invalid() }
+                        guard (0xDC00..<0xE000).contains(low) else { throw invalid("invalid JSON") }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00..<0xE000).contains(scalar) {
-                        throw Invalid()
+                        throw invalid("invalid JSON")
                     }
-                    guard let unicode = Unicode.Scalar(scalar) else { throw Invalid() }
+                    guard let unicode = Unicode.Scalar(scalar) else { throw invalid("invalid JSON") }
                     scratch.append(contentsOf: String(Character(unicode)).utf8)
                 default:
-                    throw Invalid()
+                    throw invalid("invalid JSON")
                 }
             default:
-                if byte < 0x20 { throw Invalid() }
+                if byte < 0x20 { throw invalid("invalid JSON") }
                 scratch.append(byte)
                 index += 1
             }
         }
-        throw Invalid()
+        throw invalid("invalid JSON")
+    }
+
+    /// The significant digits of the number in `range` (leading zeros and the exponent left out).
+    private func significantDigits(_ range: Range<Int>) -> Int {
+        var count = 0
+        var leading = true
+        for position in range {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { break }
+            guard byte &- UInt8(ascii: "0") < 10 else { continue }
+            if leading && byte == UInt8(ascii: "0") { continue }
+            leading = false
+            count += 1
+        }
+        return count
     }
 
     /// UTF-8 text; invalid UTF-8 is refused (as `JSONDecoder` refuses it).
-    private static func text(_ raw: UnsafeRawBufferPointer) throws(Invalid) -> String {
-        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else { throw Invalid() }
+    private func text(_ raw: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> String {
+        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else { throw invalid("invalid UTF-8 in a string") }
         return text
     }
 
-    private mutating func hex4() throws(Invalid) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw Invalid() }
+    private mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
+        guard index + 4 <= bytes.count else { throw invalid("invalid JSON") }
         var value: UInt32 = 0
         for _ in 0..<4 {
             let byte = bytes[index]
@@ -260,7 +257,7 @@ package struct FastJSONParser {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw Invalid()
+            default: throw invalid("invalid JSON")
             }
             value = value << 4 | UInt32(digit)
             index += 1
@@ -269,24 +266,24 @@ package struct FastJSONParser {
     }
 
     /// A number, in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    private mutating func number() throws(Invalid) -> JSONNode {
+    private mutating func number() throws(JSONSyntaxError) -> JSONValue {
         let start = index
         var integral = true
         if index < bytes.count && bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count else { throw Invalid() }
+        guard index < bytes.count else { throw invalid("invalid JSON") }
         if bytes[index] == UInt8(ascii: "0") {
             index += 1
         } else if (UInt8(ascii: "1")...UInt8(ascii: "9")).contains(bytes[index]) {
             while index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
         } else {
-            throw Invalid()
+            throw invalid("invalid JSON")
         }
         if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
             integral = false
             index += 1
             let digits = index
             while index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-            guard index > digits else { throw Invalid() }
+            guard index > digits else { throw invalid("invalid JSON") }
         }
         if index < bytes.count && (bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E")) {
             integral = false
@@ -294,11 +291,12 @@ package struct FastJSONParser {
             if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
             let digits = index
             while index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-            guard index > digits else { throw Invalid() }
+            guard index > digits else { throw invalid("invalid JSON") }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if integral, let value = Int(text) { return .int(value) }
-        guard let value = Double(text), value.isFinite else { throw Invalid() }
-        return .double(value)
+        // Up to 15 significant digits, a Double gives the same number back when written (shortest form).
+        if significantDigits(start..<index) <= 15, let value = Double(text), value.isFinite { return .double(value) }
+        return .number(text)
     }
 }

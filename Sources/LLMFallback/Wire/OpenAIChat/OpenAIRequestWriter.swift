@@ -109,6 +109,26 @@ extension OpenAIRequestBody {
             buffer.writeRaw(",\"user\":")
             buffer.writeJSONString(user)
         }
+        if let effort = request.reasoningEffort {
+            buffer.writeRaw(",\"reasoning_effort\":")
+            buffer.writeJSONString(effort.rawValue)
+        }
+        if let penalty = request.frequencyPenalty {
+            buffer.writeRaw(",\"frequency_penalty\":")
+            try buffer.writeJSONNumber(penalty)
+        }
+        if let penalty = request.presencePenalty {
+            buffer.writeRaw(",\"presence_penalty\":")
+            try buffer.writeJSONNumber(penalty)
+        }
+        if let logprobs = request.logprobs {
+            buffer.writeRaw(",\"logprobs\":")
+            buffer.writeJSONBool(logprobs)
+        }
+        if let top = request.topLogprobs {
+            buffer.writeRaw(",\"top_logprobs\":")
+            buffer.writeJSONInt(top)
+        }
         if stream {
             buffer.writeRaw(",\"stream\":true,\"stream_options\":{\"include_usage\":true}")
         }
@@ -116,8 +136,96 @@ extension OpenAIRequestBody {
         return buffer
     }
 
+    /// The client's own body (``ChatRequest/passthrough``), with only what this provider needs changed: `model`
+    /// (left out for Azure, whose URL names the deployment), the token limit spelled the provider's way, `stream`
+    /// and `stream_options` (the chain needs the usage chunk), messages the chain appended written after the
+    /// client's, and the members in `dropping` left out. Every other member is written as the client sent it, in
+    /// its order, numbers exact.
+    func writePassthrough(_ passthrough: PassthroughBody, dropping: [String]) throws(NonFiniteNumber) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: estimatedSize + 256)
+        buffer.writeInteger(UInt8(ascii: "{"))
+        var first = true
+        func key(_ name: String) {
+            if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+            first = false
+            buffer.writeJSONString(name)
+            buffer.writeInteger(UInt8(ascii: ":"))
+        }
+        var wroteLimit = false
+        var streamOptions: JSONObject = [:]
+        if model != nil && !passthrough.body.contains(key: "model") {
+            key("model")
+            buffer.writeJSONString(model!)
+        }
+        for (name, value) in passthrough.body where !dropping.contains(name) {
+            switch name {
+            case "model":
+                guard let model else { continue }
+                key(name)
+                buffer.writeJSONString(model)
+            case "max_tokens", "max_completion_tokens":
+                guard !wroteLimit, let limit = request.maxTokens else { continue }
+                wroteLimit = true
+                key(maxTokensField == .maxCompletionTokens ? "max_completion_tokens" : "max_tokens")
+                buffer.writeJSONInt(limit)
+            case "stream":
+                continue
+            case "stream_options":
+                if case .object(let options) = value { streamOptions = options }
+            case "messages" where request.messages.count != passthrough.messageCount:
+                key(name)
+                buffer.writeInteger(UInt8(ascii: "["))
+                var count = 0
+                for element in value.arrayValue ?? [] {
+                    if count > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                    try buffer.writeJSONValue(element)
+                    count += 1
+                }
+                for message in request.messages.dropFirst(passthrough.messageCount) {
+                    if count > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                    Self.write(message, into: &buffer)
+                    count += 1
+                }
+                buffer.writeInteger(UInt8(ascii: "]"))
+            default:
+                key(name)
+                try buffer.writeJSONValue(value)
+            }
+        }
+        if stream {
+            streamOptions["include_usage"] = true
+            key("stream")
+            buffer.writeRaw("true")
+            key("stream_options")
+            try buffer.writeJSONValue(.object(streamOptions))
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+        return buffer
+    }
+
+    /// The top-level members ``writeJSON()`` writes for `request` (for reporting what a provider drops).
+    static func writtenKeys(of request: ChatRequest) -> [String] {
+        var keys = ["model", "messages"]
+        if request.temperature != nil { keys.append("temperature") }
+        if request.topP != nil { keys.append("top_p") }
+        if request.maxTokens != nil { keys += ["max_tokens", "max_completion_tokens"] }
+        if !request.stop.isEmpty { keys.append("stop") }
+        if !request.tools.isEmpty { keys.append("tools") }
+        if request.toolChoice != nil { keys.append("tool_choice") }
+        if request.parallelToolCalls != nil { keys.append("parallel_tool_calls") }
+        if request.responseFormat != nil { keys.append("response_format") }
+        if request.seed != nil { keys.append("seed") }
+        if request.user != nil { keys.append("user") }
+        if request.reasoningEffort != nil { keys.append("reasoning_effort") }
+        if request.frequencyPenalty != nil { keys.append("frequency_penalty") }
+        if request.presencePenalty != nil { keys.append("presence_penalty") }
+        if request.logprobs != nil { keys.append("logprobs") }
+        if request.topLogprobs != nil { keys.append("top_logprobs") }
+        return keys
+    }
+
     /// One message, as ``OpenAIMessage`` encodes it.
-    private static func write(_ message: Message, into buffer: inout ByteBuffer) {
+    static func write(_ message: Message, into buffer: inout ByteBuffer) {
         buffer.writeRaw("{\"role\":")
         buffer.writeJSONString(message.role.rawValue)
         buffer.writeRaw(",\"content\":")
