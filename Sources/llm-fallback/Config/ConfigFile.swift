@@ -290,7 +290,7 @@ struct ChainSettings: Sendable {
     /// The keys a provider entry may have.
     static let providerKeys = [
         "name", "model", "api_key", "base_url", "timeout", "weight", "max_retries", "label", "api_version", "headers",
-        "stream",
+        "stream", "drop_params",
     ]
 
     /// Reads one provider entry; `nil` when it has an error (reported).
@@ -332,6 +332,19 @@ struct ChainSettings: Sendable {
             }
         }
         let streamTimeouts = mapping["stream"].flatMap(readStreamTimeouts)
+        var dropParameters: [String] = []
+        if let value = mapping["drop_params"], let items = value.list() {
+            for item in items {
+                guard let name = item.nonEmptyString("a dropped parameter's name") else { continue }
+                if name == "model" || name == "messages" {
+                    item.error("'\(name)' cannot be dropped: every request needs it")
+                } else if dropParameters.contains(name) {
+                    item.error("'\(name)' is listed twice")
+                } else {
+                    dropParameters.append(name)
+                }
+            }
+        }
 
         guard let kind, let model, !kind.isEmpty, !model.isEmpty else { return nil }
         var provider = Provider(kind, model: model, apiKey: apiKey, baseURL: baseURL)
@@ -342,6 +355,7 @@ struct ChainSettings: Sendable {
         provider.apiVersion = apiVersion
         provider.headers = headers
         provider.streamTimeouts = streamTimeouts
+        provider.dropParameters = dropParameters
 
         if ProviderKind.named(kind) == nil && baseURL == nil {
             let known = Set(ProviderKind.known.keys).sorted().joined(separator: ", ")
