@@ -69,6 +69,11 @@ extension FallbackChain {
         /// Under latency routing, the most requests at once that go first to a provider without a recent latency
         /// figure (to measure it); the others route on what is known (2 by default).
         public var maxConcurrentExplorations: Int
+        /// Whether a provider that cannot be sent every parameter of a request is skipped for it (`false` by
+        /// default: the parameter is dropped, and named in ``ChatResponse/droppedParameters``, so that a failover
+        /// never turns an outage into an error). When no provider can take them all, the chain throws
+        /// ``AllProvidersFailed`` of ``ProviderError/Kind/invalidRequest`` failures that name the parameters.
+        public var strictParameters = false
         /// Hedged requests for the slow tail (off by default): when the first provider has not answered within
         /// the hedge delay, the rest of the order starts in parallel and the first answer wins.
         public var hedging: Hedging?

@@ -51,7 +51,7 @@ extension FallbackChain {
             do {
                 try await withSpan("llm_fallback.stream", ofKind: .client) { span in
                     self.requestCounter.increment()
-                    let run = self.makeExecution(options)
+                    let run = self.makeExecution(options, request: request)
                     defer { run.end() }
                     let (outcome, progress): (Outcome<StreamSummary>, StreamProgress)
                     if let hedging = self.configuration.hedging, options.allowFailover, run.planned.count > 1 {

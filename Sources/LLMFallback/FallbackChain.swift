@@ -195,7 +195,7 @@ public final class FallbackChain: Sendable {
     public func chat(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> ChatResponse {
         try await withSpan("llm_fallback.chat", ofKind: .client) { span in
             requestCounter.increment()
-            let run = makeExecution(options)
+            let run = makeExecution(options, request: request)
             defer { run.end() }
             let attempt: Attempt<ChatResponse> = { entry, resolved, timeout, _ in
                 await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)

@@ -169,6 +169,37 @@ struct ConfigLoaderTests {
         )
     }
 
+    @Test("drop_params and strict_params")
+    func parameterSettings() throws {
+        let yaml = """
+            chains:
+              main:
+                strict_params: true
+                providers:
+                  - { name: openai, model: gpt-4o, api_key: k, drop_params: [store, service_tier] }
+            """
+        let file = try ConfigFile.parse(yaml, file: "p.yaml", environment: [:])
+        #expect(file.chains[0].configuration.strictParameters)
+        #expect(file.chains[0].providers[0].dropParameters == ["store", "service_tier"])
+        let bad = """
+            chains:
+              main:
+                strict_params: maybe
+                providers:
+                  - { name: openai, model: gpt-4o, api_key: k, drop_params: [model, store, store, ""] }
+            """
+        do {
+            _ = try ConfigFile.parse(bad, file: "bad.yaml", environment: [:])
+            Issue.record("expected errors")
+        } catch {
+            let messages = error.errors.map(\.description)
+            #expect(messages.contains { $0.contains("strict_params") })
+            #expect(messages.contains { $0.contains("'model' cannot be dropped") })
+            #expect(messages.contains { $0.contains("'store' is listed twice") })
+            #expect(messages.contains { $0.contains("must not be empty") || $0.contains("empty") })
+        }
+    }
+
     @Test("every problem is collected, in line order, with file, line and key path")
     func errors() throws {
         let yaml = """

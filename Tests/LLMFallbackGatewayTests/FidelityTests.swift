@@ -199,4 +199,32 @@ struct FidelityTests {
             #expect(contents[1]["parts"]?.arrayValue?.first?["thoughtSignature"] == "SIG-9")
         }
     }
+
+    @Test("strict parameters: a provider that cannot take them is skipped; when none can, a 400 names them")
+    func strictParameters() async throws {
+        let chains: (MockLLMServer) -> [String: FallbackChain] = { server in
+            var claude = Provider("anthropic", model: "claude-test", apiKey: secretKey, baseURL: server.baseURL, maxRetries: 0)
+            claude.name = "claude"
+            var strict = FallbackChain.Configuration()
+            strict.strictParameters = true
+            return [
+                "mixed": FallbackChain([claude, mockProvider("primary", model: "model-primary", on: server)], configuration: strict),
+                "claude-only": FallbackChain([claude], configuration: strict),
+            ]
+        }
+        try await withGateway(chains: chains) { server, gateway in
+            let body = #"{"model":"mixed","messages":[{"role":"user","content":"Hi"}],"logit_bias":{"1":5}}"#
+            let mixed = try await gateway.send(.POST, "/v1/chat/completions", body: body)
+            #expect(mixed.status == 200)
+            #expect(mixed.headers.first(name: "x-llm-fallback-provider") == "primary")
+            #expect(server.requests(for: "claude-test").isEmpty)
+            let refused = try await gateway.send(.POST, "/v1/chat/completions", body: body.replacingOccurrences(of: "mixed", with: "claude-only"))
+            #expect(refused.status == 400, "\(refused.body)")
+            #expect(refused.errorMessage.contains("logit_bias"))
+            #expect(server.requests(for: "claude-test").isEmpty)
+            // Without the parameter, the same chain answers.
+            let plain = try await gateway.chat("claude-only")
+            #expect(plain.status == 200)
+        }
+    }
 }

@@ -30,11 +30,13 @@ extension FallbackChain {
         let planned: [Int]
         let state: Mutex<State>
 
-        init(chain: FallbackChain, planned: [Int], deadline: Duration?, exploring: [Int] = []) {
+        init(chain: FallbackChain, planned: [Int], deadline: Duration?, exploring: [Int] = [], refused: [ProviderError] = []) {
             self.chain = chain
             self.planned = planned
             self.deadline = deadline
-            self.state = Mutex(State(queue: planned[...], exploring: exploring))
+            var state = State(queue: planned[...], exploring: exploring)
+            state.failures = refused
+            self.state = Mutex(state)
         }
 
         /// Releases what the request held for its whole run (latency exploration slots).
@@ -333,10 +335,24 @@ extension FallbackChain {
     }
 
     /// Plans a request: its order (with latency exploration bounded) and its one deadline.
-    func makeExecution(_ options: RequestOptions) -> Execution {
+    func makeExecution(_ options: RequestOptions, request: ChatRequest) -> Execution {
         let now = clock.now()
         let deadline = (options.timeout ?? configuration.requestTimeout).map { now + $0.clamped(to: Bounds.longestDuration) }
         var order = plan(options)
+        var refused: [ProviderError] = []
+        if configuration.strictParameters {
+            // Providers that cannot be sent every parameter are skipped; when none is left, the request is refused
+            // (a client error: the gateway answers 400 naming the parameters).
+            order.removeAll { index in
+                guard case .success(let resolved) = entries[index].resolved else { return false }
+                let dropped = entries[index].adapter.droppedParameters(in: request, for: resolved)
+                guard !dropped.isEmpty else { return false }
+                refused.append(ProviderError(
+                    .invalidRequest, status: 400, message: "cannot be sent \(dropped.joined(separator: ", ")) (strict parameters)"))
+                return true
+            }
+            if !order.isEmpty { refused = [] }
+        }
         var exploring: [Int] = []
         if case .latency = configuration.strategy.base, order.count > 1 {
             // Unmeasured (or stale) providers come first so they get measured; but only a few requests at a time
@@ -360,7 +376,7 @@ extension FallbackChain {
                 order = front + back
             }
         }
-        return Execution(chain: self, planned: order, deadline: deadline, exploring: exploring)
+        return Execution(chain: self, planned: order, deadline: deadline, exploring: exploring, refused: refused)
     }
 
     static func describe(_ span: any Span, entry: ChainEntry, number: Int) {

@@ -164,7 +164,7 @@ struct ChainSettings: Sendable {
     /// The keys a chain may have.
     static let keys = [
         "strategy", "timeout", "request_timeout", "max_retries", "circuit_breaker", "retry", "mid_stream", "stream",
-        "providers",
+        "strict_params", "providers",
     ]
     /// The keys of `circuit_breaker`.
     static let breakerKeys = [
@@ -217,6 +217,9 @@ struct ChainSettings: Sendable {
             case "continue": configuration.midStreamPolicy = .continue
             default: configuration.midStreamPolicy = .fail
             }
+        }
+        if let value = mapping["strict_params"], let strict = value.bool() {
+            configuration.strictParameters = strict
         }
         if let value = mapping["stream"], let timeouts = readStreamTimeouts(value) {
             configuration.streamTimeouts = timeouts
