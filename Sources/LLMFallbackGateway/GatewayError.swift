@@ -330,15 +330,7 @@ struct GatewayError: Error, Sendable {
 
     /// Writes `{"error":{"message":...,"type":...,"param":...,"code":...}}`.
     func writeObject(into buffer: inout ByteBuffer) {
-        buffer.writeRaw(#"{"error":{"message":"#)
-        buffer.writeJSONString(message)
-        buffer.writeRaw(#","type":"#)
-        buffer.writeJSONString(type)
-        buffer.writeRaw(#","param":"#)
-        buffer.writeJSONString(orNull: param)
-        buffer.writeRaw(#","code":"#)
-        buffer.writeJSONString(orNull: code)
-        buffer.writeRaw("}}")
+        OpenAIChatServer.writeError(message: message, type: type, param: param, code: code, into: &buffer)
     }
 }
 

@@ -247,7 +247,7 @@ final class GatewayCore: Sendable {
             buffer.writeBytes(raw)
         } else {
             buffer = allocator.buffer(capacity: 384 + answer.content.utf8.count)
-            CompletionEncoder.write(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
+            OpenAIChatServer.writeResponse(answer, id: answer.id ?? ids.next(), created: unixTime(), into: &buffer)
         }
         var headers = HTTPFields()
         headers.reserveCapacity(7)
@@ -284,7 +284,7 @@ final class GatewayCore: Sendable {
             return Answer(response: chainErrorResponse(CancellationError(), chain: chain, chainName: parsed.model))
         }
         let model = first?.model ?? ""
-        let encoder = ChunkEncoder(
+        let encoder = OpenAIChatServer.StreamEncoder(
             id: first?.id ?? ids.next(),
             created: unixTime(),
             model: model,
@@ -366,7 +366,7 @@ final class GatewayCore: Sendable {
                 metadata: ["chain": "\(source.chainName)", "status": "\(error.status)", "error": "\(detailed.message)"]
             )
         }
-        ChunkEncoder.writeError(error, into: &buffer)
+        OpenAIChatServer.StreamEncoder.writeErrorEvent(message: error.message, type: error.type, param: error.param, code: error.code, into: &buffer)
         return buffer
     }
 
@@ -480,7 +480,7 @@ extension GatewayError {
 final class ChunkSource: @unchecked Sendable {
     private var iterator: AsyncThrowingStream<ChatChunk, any Error>.AsyncIterator?
     private var pending: ChatChunk?
-    private var encoder: ChunkEncoder?
+    private var encoder: OpenAIChatServer.StreamEncoder?
     private(set) var watch: ConnectionWatch?
     private(set) var chainName = ""
     /// Why the stream stopped early, if it did.
@@ -495,7 +495,7 @@ final class ChunkSource: @unchecked Sendable {
     }
 
     /// Sets up the relay of the rest of the stream, starting with `first` (already taken by the handler).
-    func relay(first: ChatChunk?, encoder: ChunkEncoder, watch: ConnectionWatch?, chainName: String) {
+    func relay(first: ChatChunk?, encoder: OpenAIChatServer.StreamEncoder, watch: ConnectionWatch?, chainName: String) {
         self.pending = first
         self.encoder = encoder
         self.watch = watch

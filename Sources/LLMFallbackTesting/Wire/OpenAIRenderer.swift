@@ -1,131 +1,85 @@
-/// OpenAI Chat Completions (also spoken by Azure OpenAI).
+import LLMFallback
+import NIOCore
+
+/// OpenAI Chat Completions (also spoken by Azure OpenAI), rendered by the library's server half
+/// (``OpenAIChatServer``): the mock answers exactly as the gateway does.
 struct OpenAIRenderer: WireRenderer {
     private static let created = 1_700_000_000
 
     func body(for answer: MockAnswer, in context: ResponseContext) -> String {
-        var message: [(key: String, value: JSONText)] = [("role", "assistant")]
-        switch answer.content {
-        case .text(let text, _):
-            message.append(("content", .string(text)))
-        case .toolCall(let id, let name, let arguments):
-            message.append(("content", .null))
-            message.append(
-                (
-                    "tool_calls",
-                    [
-                        [
-                            "id": .string(id), "type": "function",
-                            "function": ["name": .string(name), "arguments": .string(arguments)],
-                        ]
-                    ]
-                )
-            )
-        }
-        let body: JSONText = [
-            "id": .string(self.id(context)),
-            "object": "chat.completion",
-            "created": .int(Self.created),
-            "model": .string(context.model),
-            "choices": [
-                [
-                    "index": 0,
-                    "message": .object(message),
-                    "finish_reason": .string(answer.openAIFinishReason),
-                ]
-            ],
-            "usage": self.usage(answer),
-        ]
-        return body.serialized
+        var buffer = ByteBuffer()
+        OpenAIChatServer.writeResponse(self.response(answer, context), id: self.id(context), created: Self.created, into: &buffer)
+        return String(buffer: buffer)
     }
 
     func stream(for answer: MockAnswer, in context: ResponseContext, finished: Bool) -> StreamEvents {
+        var encoder = OpenAIChatServer.StreamEncoder(
+            id: self.id(context), created: Self.created, model: context.model, includeUsage: context.includeUsage)
+        func event(_ chunk: ChatChunk) -> String {
+            var buffer = ByteBuffer()
+            encoder.write(chunk, into: &buffer)
+            return String(buffer: buffer)
+        }
         var events = StreamEvents(opening: [], content: [], closing: [])
         switch answer.content {
         case .text:
-            for (index, piece) in answer.streamPieces.enumerated() {
-                let delta: JSONText =
-                    index == 0 ? ["role": "assistant", "content": .string(piece)] : ["content": .string(piece)]
-                events.content.append(self.chunk(delta: delta, context))
-            }
+            events.content = answer.streamPieces.map { event(ChatChunk(content: $0, model: context.model)) }
         case .toolCall(let id, let name, _):
-            let header: JSONText = [
-                "role": "assistant",
-                "content": .null,
-                "tool_calls": [
-                    [
-                        "index": 0, "id": .string(id), "type": "function",
-                        "function": ["name": .string(name), "arguments": ""],
-                    ]
-                ],
-            ]
-            events.opening.append(self.chunk(delta: header, context))
-            for fragment in answer.streamPieces {
-                let delta: JSONText = ["tool_calls": [["index": 0, "function": ["arguments": .string(fragment)]]]]
-                events.content.append(self.chunk(delta: delta, context))
+            events.opening.append(event(ChatChunk(toolCallDeltas: [ToolCallDelta(index: 0, id: id, name: name)], model: context.model)))
+            events.content = answer.streamPieces.map {
+                event(ChatChunk(toolCallDeltas: [ToolCallDelta(index: 0, arguments: $0)], model: context.model))
             }
         }
         guard finished else { return events }
-        events.closing.append(self.chunk(delta: [:], finishReason: answer.openAIFinishReason, context))
-        if context.includeUsage {
-            let usageChunk: JSONText = [
-                "id": .string(self.id(context)),
-                "object": "chat.completion.chunk",
-                "created": .int(Self.created),
-                "model": .string(context.model),
-                "choices": [],
-                "usage": self.usage(answer),
-            ]
-            events.closing.append(Self.dataEvent(usageChunk.serialized))
-        }
-        events.closing.append(Self.dataEvent("[DONE]"))
+        events.closing.append(event(ChatChunk(finishReason: .other(answer.openAIFinishReason), usage: self.usage(answer), model: context.model)))
+        var end = ByteBuffer()
+        encoder.writeEnd(into: &end)
+        events.closing.append(String(buffer: end))
         return events
     }
 
     func errorBody(for error: MockErrorSpec) -> String {
-        let body: JSONText = [
-            "error": self.errorObject(error, code: error.code ?? ErrorCatalog.openAICode(for: error.status))
-        ]
-        return body.serialized
+        var buffer = ByteBuffer()
+        OpenAIChatServer.writeError(
+            message: error.message ?? ErrorCatalog.message(for: error.status),
+            type: error.type ?? ErrorCatalog.openAIType(for: error.status),
+            code: error.code ?? ErrorCatalog.openAICode(for: error.status),
+            into: &buffer)
+        return String(buffer: buffer)
     }
 
     func streamErrorEvent(for error: MockErrorSpec) -> String {
-        let body: JSONText = ["error": self.errorObject(error, code: error.code)]
-        return Self.dataEvent(body.serialized)
+        var buffer = ByteBuffer()
+        OpenAIChatServer.StreamEncoder.writeErrorEvent(
+            message: error.message ?? ErrorCatalog.message(for: error.status),
+            type: error.type ?? ErrorCatalog.openAIType(for: error.status),
+            code: error.code,
+            into: &buffer)
+        return String(buffer: buffer)
     }
 
     var malformedEvent: String {
         Self.dataEvent("{not json")
     }
 
-    private func errorObject(_ error: MockErrorSpec, code: String?) -> JSONText {
-        [
-            "message": .string(error.message ?? ErrorCatalog.message(for: error.status)),
-            "type": .string(error.type ?? ErrorCatalog.openAIType(for: error.status)),
-            "param": .null,
-            "code": .string(code),
-        ]
-    }
-
     private func id(_ context: ResponseContext) -> String {
         "chatcmpl-mock-\(context.responseID)"
     }
 
-    private func usage(_ answer: MockAnswer) -> JSONText {
-        [
-            "prompt_tokens": .int(answer.promptTokens),
-            "completion_tokens": .int(answer.completionTokens),
-            "total_tokens": .int(answer.promptTokens + answer.completionTokens),
-        ]
+    private func usage(_ answer: MockAnswer) -> Usage {
+        Usage(promptTokens: answer.promptTokens, completionTokens: answer.completionTokens)
     }
 
-    private func chunk(delta: JSONText, finishReason: String? = nil, _ context: ResponseContext) -> String {
-        let chunk: JSONText = [
-            "id": .string(self.id(context)),
-            "object": "chat.completion.chunk",
-            "created": .int(Self.created),
-            "model": .string(context.model),
-            "choices": [["index": 0, "delta": delta, "finish_reason": .string(finishReason)]],
-        ]
-        return Self.dataEvent(chunk.serialized)
+    private func response(_ answer: MockAnswer, _ context: ResponseContext) -> ChatResponse {
+        var response = ChatResponse(content: "", provider: "mock", model: context.model)
+        switch answer.content {
+        case .text(let text, _):
+            response.content = text
+        case .toolCall(let id, let name, let arguments):
+            response.toolCalls = [ToolCall(id: id, name: name, arguments: arguments)]
+        }
+        response.finishReason = .other(answer.openAIFinishReason)
+        response.usage = self.usage(answer)
+        return response
     }
 }
