@@ -8,6 +8,7 @@ gateway and pass the base URL. Expects these chains, as the Swift test sets them
   failover   its first provider fails with 500; the backup ("model-backup") answers
   midstream  its only provider cuts the stream after one chunk
   tools      answers with a get_weather tool call
+  fidelity   answers a completion with logprobs and a system_fingerprint (the Swift test checks what reached it)
 
 Exits 0 when every check passed; prints one line per check and a closing "N passed, N failed" line.
 """
@@ -97,6 +98,18 @@ def main() -> int:
         )
         check("tools stream: arguments", arguments == '{"city":"Paris"}', arguments)
 
+    def fidelity():
+        schema = {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"}}}
+        response = client.chat.completions.create(
+            model="fidelity", messages=messages, reasoning_effort="high", logprobs=True, top_logprobs=2,
+            frequency_penalty=0.5, metadata={"k": "v"}, store=True,
+            response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+            extra_body={"a_field_of_the_future": {"z": 1, "a": 2}},
+        )
+        check("fidelity: system_fingerprint relayed", response.system_fingerprint == "fp_44", response)
+        logprobs = response.choices[0].logprobs
+        check("fidelity: logprobs relayed", logprobs is not None and logprobs.content[0].token == "Hi", logprobs)
+
     def errors():
         try:
             client.chat.completions.create(model="no-such-chain", messages=messages)
@@ -117,7 +130,7 @@ def main() -> int:
             check("error mid-stream: raised", len(received) >= 1, f"{len(received)} chunks before {error}")
 
     for name, body in [("chat", chat), ("stream", stream), ("include_usage", include_usage), ("failover", failover),
-                       ("tools", tools), ("errors", errors)]:
+                       ("tools", tools), ("fidelity", fidelity), ("errors", errors)]:
         run(name, body)
 
     passed = sum(results)

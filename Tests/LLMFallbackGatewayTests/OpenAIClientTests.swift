@@ -34,12 +34,20 @@ struct OpenAIClientTests {
                     "failover": mockChain(on: server, models: [("primary", "model-failing"), ("backup", "model-backup")]),
                     "midstream": mockChain(on: server, models: [("primary", "model-cut")]),
                     "tools": mockChain(on: server, models: [("primary", "model-tools")]),
+                    "fidelity": mockChain(on: server, models: [("primary", "model-fidelity")]),
                 ]
             }
         ) { server, gateway in
             server.script("model-failing", .status(500))
             server.script("model-cut", .cutStream(afterChunks: 1))
             server.script("model-tools", .toolCall(name: "get_weather", arguments: #"{"city":"Paris"}"#))
+            let fidelityAnswer = #"""
+                {"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"model-fidelity","system_fingerprint":"fp_44",
+                 "choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"logprobs":{"content":[{"token":"Hi",
+                 "logprob":-0.1,"bytes":[72,105],"top_logprobs":[]}]},"finish_reason":"stop"}],
+                 "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}
+                """#
+            server.script("model-fidelity", .raw(status: 200, headers: ["content-type": "application/json"], body: fidelityAnswer))
             let script = packageRoot.appendingPathComponent("scripts/gateway_client_test.py").path
             let result = try await runProcess(
                 "/usr/bin/env",
@@ -47,6 +55,16 @@ struct OpenAIClientTests {
             )
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains(" passed, 0 failed"), "\(result.output)")
+            // What the official client sent reached the provider whole, in order.
+            let sent = try #require(server.requests(for: "model-fidelity").last)
+            let upstream = try #require(try JSONValue(parsing: Data(sent.body)).members)
+            #expect(upstream["reasoning_effort"] == "high")
+            #expect(upstream["logprobs"] == true)
+            #expect(upstream["top_logprobs"] == 2)
+            #expect(upstream["metadata"] == ["k": "v"])
+            #expect(upstream["store"] == true)
+            #expect(upstream["a_field_of_the_future"] == ["z": 1, "a": 2])
+            #expect(upstream["response_format"]?["json_schema"]?["schema"]?["properties"]?.members?.keys == ["zeta", "alpha"])
         }
     }
 }
