@@ -92,6 +92,8 @@ def metric(name, prefix, percentile="50.0"):
 
 
 def find(prefix):
+    if prefix in rows:
+        return prefix
     for name in rows:
         if name.startswith(prefix):
             return name
@@ -174,6 +176,9 @@ def ratio(label, numerator, denominator, note=""):
     ])
 
 
+for name in ("OpenAI", "Anthropic", "Gemini"):
+    ratio(f"{name} encode / JSONEncoder", f"{name}: encode request", f"{name}: encode request, JSONEncoder baseline", "mapping + writing vs writing alone")
+    ratio(f"{name} decode / JSONDecoder", f"{name}: decode response", f"{name}: decode response, JSONDecoder baseline")
 ratio("chain / direct", "Chain: chain, one provider", "Chain: direct")
 ratio("failover / direct", "Chain: chain, one failover", "Chain: direct", "two HTTP exchanges vs one")
 stream_chain, stream_direct = find("Streaming: chain"), find("Streaming: direct")

@@ -3,7 +3,7 @@
 // chain reads a stream. The SSE parser alone on the same bytes tells the parser's share from the decoder's.
 import Benchmark
 import BenchmarkFixtures
-import LLMFallback
+@_spi(Benchmarking) import LLMFallback
 import NIOCore
 import NIOHTTP1
 
@@ -41,6 +41,28 @@ let benchmarks: @Sendable () -> Void = {
         ) { benchmark in
             for _ in benchmark.scaledIterations {
                 blackHole(try adapter.makeRequest(request, for: provider, stream: false))
+            }
+        }
+
+        Benchmark(
+            "\(format.rawValue): encode request, JSONEncoder baseline",
+            configuration: .init(setup: {})
+        ) { benchmark in
+            let value = try CodablePaths.requestValue(request, for: provider)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(try CodablePaths.encode(value))
+            }
+        }
+
+        Benchmark(
+            "\(format.rawValue): decode response, JSONDecoder baseline",
+            configuration: .init(setup: {
+                try CodablePaths.decodeResponse(body, format: provider.kind.wireFormat)
+            })
+        ) { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(try CodablePaths.decodeResponse(body, format: provider.kind.wireFormat))
             }
         }
 
