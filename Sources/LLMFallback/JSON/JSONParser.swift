@@ -57,12 +57,7 @@ package struct JSONParser {
     }
 
     private mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x0A, 0x0D, 0x09: index += 1
-            default: return
-            }
-        }
+        JSONScanning.skipWhitespace(bytes, at: &index)
     }
 
     private mutating func value() throws(JSONSyntaxError) -> JSONValue {
@@ -86,13 +81,7 @@ package struct JSONParser {
     }
 
     private mutating func literal(_ text: StaticString) throws(JSONSyntaxError) {
-        let count = text.utf8CodeUnitCount
-        guard index + count <= bytes.count else { throw invalid("invalid JSON") }
-        let matches = text.withUTF8Buffer { expected in
-            (0..<count).allSatisfy { bytes[index + $0] == expected[$0] }
-        }
-        guard matches else { throw invalid("invalid JSON") }
-        index += count
+        guard JSONScanning.literal(text, bytes, at: &index) else { throw invalid("invalid JSON") }
     }
 
     private mutating func object() throws(JSONSyntaxError) -> JSONValue {
@@ -162,68 +151,12 @@ package struct JSONParser {
 
     /// A string literal starting at the opening quote.
     private mutating func string() throws(JSONSyntaxError) -> String {
-        index += 1
         let start = index
-        // Fast path: no escapes.
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let text = try text(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-                index += 1
-                return text
-            }
-            if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { throw invalid("invalid JSON") }
-            index += 1
+        guard let text = JSONScanning.string(bytes, at: &index) else {
+            index = start
+            throw invalid("invalid string: a control character, an unknown escape, an unpaired surrogate or invalid UTF-8")
         }
-        guard index < bytes.count else { throw invalid("invalid JSON") }
-        var scratch: [UInt8] = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-        while index < bytes.count {
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "\""):
-                index += 1
-                guard let text = String(validating: scratch, as: UTF8.self) else { throw invalid("invalid JSON") }
-                return text
-            case UInt8(ascii: "\\"):
-                index += 1
-                guard index < bytes.count else { throw invalid("invalid JSON") }
-                let escape = bytes[index]
-                index += 1
-                switch escape {
-                case UInt8(ascii: "\""): scratch.append(UInt8(ascii: "\""))
-                case UInt8(ascii: "\\"): scratch.append(UInt8(ascii: "\\"))
-                case UInt8(ascii: "/"): scratch.append(UInt8(ascii: "/"))
-                case UInt8(ascii: "b"): scratch.append(0x08)
-                case UInt8(ascii: "f"): scratch.append(0x0C)
-                case UInt8(ascii: "n"): scratch.append(0x0A)
-                case UInt8(ascii: "r"): scratch.append(0x0D)
-                case UInt8(ascii: "t"): scratch.append(0x09)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800..<0xDC00).contains(scalar) {
-                        // A high surrogate must be followed by an escaped low one.
-                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                        else { throw invalid("invalid JSON") }
-                        index += 2
-                        let low = try hex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw invalid("invalid JSON") }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00..<0xE000).contains(scalar) {
-                        throw invalid("invalid JSON")
-                    }
-                    guard let unicode = Unicode.Scalar(scalar) else { throw invalid("invalid JSON") }
-                    scratch.append(contentsOf: String(Character(unicode)).utf8)
-                default:
-                    throw invalid("invalid JSON")
-                }
-            default:
-                if byte < 0x20 { throw invalid("invalid JSON") }
-                scratch.append(byte)
-                index += 1
-            }
-        }
-        throw invalid("invalid JSON")
+        return text
     }
 
     /// The significant digits of the number in `range` (leading zeros and the exponent left out).
@@ -241,58 +174,10 @@ package struct JSONParser {
         return count
     }
 
-    /// UTF-8 text; invalid UTF-8 is refused (as `JSONDecoder` refuses it).
-    private func text(_ raw: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> String {
-        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else { throw invalid("invalid UTF-8 in a string") }
-        return text
-    }
-
-    private mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw invalid("invalid JSON") }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = bytes[index]
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw invalid("invalid JSON")
-            }
-            value = value << 4 | UInt32(digit)
-            index += 1
-        }
-        return value
-    }
-
     /// A number, in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
     private mutating func number() throws(JSONSyntaxError) -> JSONValue {
         let start = index
-        var integral = true
-        if index < bytes.count && bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count else { throw invalid("invalid JSON") }
-        if bytes[index] == UInt8(ascii: "0") {
-            index += 1
-        } else if (UInt8(ascii: "1")...UInt8(ascii: "9")).contains(bytes[index]) {
-            while index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-        } else {
-            throw invalid("invalid JSON")
-        }
-        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
-            integral = false
-            index += 1
-            let digits = index
-            while index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-            guard index > digits else { throw invalid("invalid JSON") }
-        }
-        if index < bytes.count && (bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E")) {
-            integral = false
-            index += 1
-            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
-            let digits = index
-            while index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-            guard index > digits else { throw invalid("invalid JSON") }
-        }
+        guard let integral = JSONScanning.number(bytes, at: &index) else { throw invalid("invalid JSON") }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if integral, let value = Int(text) { return .int(value) }
         // Up to 15 significant digits, a Double gives the same number back when written (shortest form).
