@@ -1,4 +1,5 @@
-/// Checks `Authorization: Bearer <key>` against the configured keys in constant time.
+/// Checks `Authorization: Bearer <key>`, or `x-api-key: <key>` as Anthropic's clients send it, against the
+/// configured keys in constant time.
 ///
 /// Every configured key is compared, every byte of it, whatever matched before: the time taken depends on neither
 /// which key matched nor how much of a wrong key was right.
@@ -40,6 +41,19 @@ struct APIKeyAuthenticator: Sendable {
         var matched: UInt8 = 0
         for key in keys {
             matched |= Self.constantTimeEquals(key, presented)
+        }
+        return matched == 1 ? .allowed : .refused
+    }
+
+    /// Checks a key sent bare, as Anthropic's clients send it (`x-api-key: <key>`).
+    func check(apiKey: String?) -> Verdict {
+        guard let apiKey else { return .missing }
+        var presented = Substring(apiKey).utf8[...]
+        while presented.first == UInt8(ascii: " ") { presented = presented.dropFirst() }
+        guard !presented.isEmpty else { return .refused }
+        var matched: UInt8 = 0
+        for key in keys {
+            matched |= Self.constantTimeEquals(key, Substring(presented).utf8)
         }
         return matched == 1 ? .allowed : .refused
     }

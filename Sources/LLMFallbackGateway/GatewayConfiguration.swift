@@ -40,6 +40,9 @@ public struct GatewayConfiguration: Sendable {
     public var idleTimeout: Duration?
     /// Bounds on the work one gateway takes on and on how long a client may take to send a request.
     public var limits: Limits
+    /// How a request's `model` finds its chain: names, aliases, patterns and a default (by default, chain names
+    /// only).
+    public var modelRouting = ModelRouting()
     /// Whether error bodies carry what the upstreams said (`false` by default).
     ///
     /// By default a `502` names the providers tried, their error classes and HTTP statuses, and nothing else:

@@ -41,6 +41,7 @@ struct GatewayResponder: HTTPResponder {
 final class GatewayCore: Sendable {
     let chains: [String: FallbackChain]
     let chainNames: [String]
+    let router: ModelRouter
     let configuration: GatewayConfiguration
     let logger: Logger
     let instruments: GatewayInstruments
@@ -60,12 +61,18 @@ final class GatewayCore: Sendable {
     static let jsonContentType = "application/json"
     static let providerHeader = HTTPField.Name("x-llm-fallback-provider")!
     static let modelHeader = HTTPField.Name("x-llm-fallback-model")!
+    /// The key header of Anthropic's clients, accepted as well as `Authorization: Bearer`.
+    static let apiKeyHeader = HTTPField.Name("x-api-key")!
+    /// Sent by Anthropic's clients: `/v1/models` answers in Anthropic's list format.
+    static let anthropicVersionHeader = HTTPField.Name("anthropic-version")!
     static let attemptsHeader = HTTPField.Name("x-llm-fallback-attempts")!
     /// The request's parameters the answering provider could not be sent, comma-separated (absent when none).
     static let droppedParametersHeader = HTTPField.Name("x-llm-fallback-dropped-params")!
 
     init(chains: [String: FallbackChain], configuration: GatewayConfiguration, logger: Logger) throws(GatewayConfigurationError) {
         try configuration.validate()
+        try configuration.modelRouting.validate(chainNames: Set(chains.keys))
+        self.router = ModelRouter(chainNames: chains.keys.sorted(), routing: configuration.modelRouting)
         self.authenticator = try APIKeyAuthenticator(keys: configuration.apiKeys)
         self.limiter = GatewayLimiter(configuration.limits)
         self.chains = chains
@@ -77,7 +84,7 @@ final class GatewayCore: Sendable {
         self.instruments = GatewayInstruments(registry: registry)
         self.redactor = Redactor(chains: chains.values)
         self.startedAt = unixTime()
-        self.modelsBody = InfoEncoder.models(chainNames, created: startedAt)
+        self.modelsBody = InfoEncoder.models(router.listedNames, created: startedAt)
         var health = ByteBuffer()
         health.writeRaw(#"{"status":"ok"}"#)
         self.healthBody = health
@@ -137,6 +144,9 @@ final class GatewayCore: Sendable {
             if method != .get {
                 return .answered(.models, errorResponse(.methodNotAllowed(method: method, path: path)))
             }
+            if request.headers[Self.anthropicVersionHeader] != nil {
+                return .answered(.models, authenticate(request) ?? jsonResponse(InfoEncoder.anthropicModels(router.listedNames, created: startedAt)))
+            }
             return .answered(.models, authenticate(request) ?? jsonResponse(modelsBody))
         case "/health/providers":
             if method != .get {
@@ -150,7 +160,8 @@ final class GatewayCore: Sendable {
             return .answered(.metrics, authenticate(request) ?? metrics())
         default:
             if path.hasPrefix("/v1/models/") && method == .get {
-                return .answered(.models, authenticate(request) ?? model(named: String(path.dropFirst("/v1/models/".count))))
+                let name = String(path.dropFirst("/v1/models/".count))
+                return .answered(.models, authenticate(request) ?? model(named: name, anthropic: request.headers[Self.anthropicVersionHeader] != nil))
             }
             return .answered(.other, authenticate(request) ?? errorResponse(.notFound(method: method, path: path)))
         }
@@ -159,7 +170,13 @@ final class GatewayCore: Sendable {
     /// `nil` when the request may pass; otherwise the `401` to answer.
     func authenticate(_ request: Request) -> Response? {
         guard authenticator.isEnabled else { return nil }
-        switch authenticator.check(authorization: request.headers[.authorization]) {
+        let verdict: APIKeyAuthenticator.Verdict
+        if let authorization = request.headers[.authorization] {
+            verdict = authenticator.check(authorization: authorization)
+        } else {
+            verdict = authenticator.check(apiKey: request.headers[Self.apiKeyHeader])
+        }
+        switch verdict {
         case .allowed: return nil
         case .missing: return errorResponse(.missingKey, extraHeaders: [.wwwAuthenticate: "Bearer"])
         case .refused: return errorResponse(.invalidKey, extraHeaders: [.wwwAuthenticate: "Bearer"])
@@ -231,7 +248,7 @@ final class GatewayCore: Sendable {
         } catch {
             return .failure(Refusal(response: errorResponse(error)))
         }
-        guard let chain = chains[parsed.model] else {
+        guard let name = router.chain(for: parsed.model), let chain = chains[name] else {
             return .failure(Refusal(response: errorResponse(.modelNotFound(parsed.model, available: chainNames))))
         }
         return .success((parsed, chain))
@@ -377,12 +394,16 @@ final class GatewayCore: Sendable {
         return jsonResponse(InfoEncoder.health(report, redactor: redactor))
     }
 
-    func model(named name: String) -> Response {
-        guard chains[name] != nil else {
+    func model(named name: String, anthropic: Bool = false) -> Response {
+        guard router.chain(for: name) != nil else {
             return errorResponse(.modelNotFound(name, available: chainNames))
         }
         var buffer = ByteBuffer()
-        InfoEncoder.model(name, created: startedAt, into: &buffer)
+        if anthropic {
+            InfoEncoder.anthropicModel(name, created: startedAt, into: &buffer)
+        } else {
+            InfoEncoder.model(name, created: startedAt, into: &buffer)
+        }
         return jsonResponse(buffer)
     }
 

@@ -41,6 +41,38 @@ enum InfoEncoder {
         return buffer
     }
 
+    /// The list in Anthropic's format (`GET /v1/models` from a client that sends `anthropic-version`).
+    static func anthropicModels(_ names: [String], created: Int) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeRaw(#"{"data":["#)
+        for (offset, name) in names.enumerated() {
+            if offset > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            anthropicModel(name, created: created, into: &buffer)
+        }
+        buffer.writeRaw(#"],"has_more":false,"first_id":"#)
+        buffer.writeJSONString(orNull: names.first)
+        buffer.writeRaw(#","last_id":"#)
+        buffer.writeJSONString(orNull: names.last)
+        buffer.writeInteger(UInt8(ascii: "}"))
+        return buffer
+    }
+
+    static func anthropicModel(_ name: String, created: Int, into buffer: inout ByteBuffer) {
+        buffer.writeRaw(#"{"type":"model","id":"#)
+        buffer.writeJSONString(name)
+        buffer.writeRaw(#","display_name":"#)
+        buffer.writeJSONString(name)
+        buffer.writeRaw(#","created_at":"#)
+        buffer.writeJSONString(rfc3339(created))
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// `2026-12-02T05:00:00Z` for seconds since 1970.
+    static func rfc3339(_ seconds: Int) -> String {
+        let date = Date(timeIntervalSince1970: TimeInterval(seconds))
+        return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
+    }
+
     static func model(_ name: String, created: Int, into buffer: inout ByteBuffer) {
         buffer.writeRaw(#"{"id":"#)
         buffer.writeJSONString(name)

@@ -169,6 +169,41 @@ struct ConfigLoaderTests {
         )
     }
 
+    @Test("aliases and default_chain, and an alias claimed by two chains")
+    func modelRouting() throws {
+        let yaml = """
+            chains:
+              claude:
+                aliases: ["claude-sonnet-*", claude-3-7-sonnet-latest]
+                providers: [{ name: anthropic, model: claude-sonnet-4-5, api_key: k }]
+              default:
+                providers: [{ name: openai, model: gpt-4o, api_key: k }]
+            server: { default_chain: default }
+            """
+        let file = try ConfigFile.parse(yaml, file: "r.yaml", environment: [:])
+        #expect(file.chains.first { $0.name == "claude" }?.aliases == ["claude-sonnet-*", "claude-3-7-sonnet-latest"])
+        #expect(file.server?.defaultChain == "default")
+        let bad = """
+            chains:
+              a:
+                aliases: ["x-*", b]
+                providers: [{ name: openai, model: gpt-4o, api_key: k }]
+              b:
+                aliases: ["x-*"]
+                providers: [{ name: openai, model: gpt-4o-mini, api_key: k }]
+            server: { default_chain: nowhere }
+            """
+        do {
+            _ = try ConfigFile.parse(bad, file: "bad.yaml", environment: [:])
+            Issue.record("expected errors")
+        } catch {
+            let messages = error.errors.map(\.description)
+            #expect(messages.contains { $0.hasPrefix("bad.yaml:6:") && $0.contains("'x-*' is claimed by two chains, 'a' and 'b'") }, "\(messages)")
+            #expect(messages.contains { $0.hasPrefix("bad.yaml:3:") && $0.contains("'b' is the name of another chain") }, "\(messages)")
+            #expect(messages.contains { $0.contains("the default chain 'nowhere' is not a chain") }, "\(messages)")
+        }
+    }
+
     @Test("drop_params and strict_params")
     func parameterSettings() throws {
         let yaml = """

@@ -87,7 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             )
         }
         let server = file.server ?? ServerSettings()
-        let configuration = GatewayConfiguration(
+        var configuration = GatewayConfiguration(
             host: host ?? server.host,
             port: port ?? server.port,
             apiKeys: server.apiKeys,
@@ -96,6 +96,10 @@ struct ServeCommand: AsyncParsableCommand {
             shutdownGracePeriod: DurationText.parse(gracePeriod) ?? .seconds(30),
             limits: server.limits,
             exposeUpstreamErrors: server.exposeUpstreamErrors
+        )
+        configuration.modelRouting = ModelRouting(
+            aliases: Dictionary(file.chains.filter { !$0.aliases.isEmpty }.map { ($0.name, $0.aliases) }, uniquingKeysWith: { $1 }),
+            defaultChain: server.defaultChain
         )
         let gateway: Gateway
         do {

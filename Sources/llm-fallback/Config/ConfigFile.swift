@@ -122,6 +122,7 @@ struct ConfigFile: Sendable {
             if let serverNode = top["server"] {
                 server = ServerSettings.read(from: serverNode)
             }
+            checkModelRouting(chains: chains, server: server, chainsNode: top["chains"], serverNode: top["server"])
         }
         guard diagnostics.errors.isEmpty else { throw ConfigErrors(diagnostics.errors) }
         return ConfigFile(
@@ -130,6 +131,29 @@ struct ConfigFile: Sendable {
             server: server,
             warnings: diagnostics.warnings.sorted { ($0.line ?? 0) < ($1.line ?? 0) }
         )
+    }
+
+    /// Aliases claimed by two chains, aliases that are another chain's name, and a default chain that is no
+    /// chain: errors at the line of the alias or key.
+    private static func checkModelRouting(chains: [ChainSettings], server: ServerSettings?, chainsNode: ConfigNode?, serverNode: ConfigNode?) {
+        let names = Set(chains.map(\.name))
+        var claimed: [String: String] = [:]
+        for chain in chains {
+            let aliasNodes = chainsNode?.mapping(allowed: nil)?[chain.name]?.mapping(allowed: nil)?["aliases"]?.list() ?? []
+            for (offset, alias) in chain.aliases.enumerated() {
+                let node = offset < aliasNodes.count ? aliasNodes[offset] : chainsNode
+                if let other = claimed[alias] {
+                    node?.error("the alias '\(alias)' is claimed by two chains, '\(other)' and '\(chain.name)'")
+                } else if names.contains(alias) && alias != chain.name {
+                    node?.error("the alias '\(alias)' is the name of another chain")
+                }
+                claimed[alias] = claimed[alias] ?? chain.name
+            }
+        }
+        if let server, let defaultChain = server.defaultChain, !names.contains(defaultChain) {
+            let node = serverNode?.mapping(allowed: nil)?["default_chain"] ?? serverNode
+            node?.error("the default chain '\(defaultChain)' is not a chain (chains: \(names.sorted().joined(separator: ", ")))")
+        }
     }
 
     private static func syntaxError(_ error: any Error, file: String) -> ConfigError {
@@ -160,11 +184,13 @@ struct ChainSettings: Sendable {
     var configuration: FallbackChain.Configuration
     /// The providers, in order of preference.
     var providers: [Provider]
+    /// Other model names the gateway serves with this chain: exact names, and patterns with `*`.
+    var aliases: [String] = []
 
     /// The keys a chain may have.
     static let keys = [
         "strategy", "timeout", "request_timeout", "max_retries", "circuit_breaker", "retry", "mid_stream", "stream",
-        "strict_params", "providers",
+        "strict_params", "aliases", "providers",
     ]
     /// The keys of `circuit_breaker`.
     static let breakerKeys = [
@@ -221,6 +247,19 @@ struct ChainSettings: Sendable {
         if let value = mapping["strict_params"], let strict = value.bool() {
             configuration.strictParameters = strict
         }
+        var aliases: [String] = []
+        if let value = mapping["aliases"], let items = value.list() {
+            for item in items {
+                guard let alias = item.nonEmptyString("an alias") else { continue }
+                if alias.utf8.count > 512 {
+                    item.error("the alias is longer than 512 bytes")
+                } else if aliases.contains(alias) {
+                    item.error("'\(alias)' is listed twice")
+                } else {
+                    aliases.append(alias)
+                }
+            }
+        }
         if let value = mapping["stream"], let timeouts = readStreamTimeouts(value) {
             configuration.streamTimeouts = timeouts
         }
@@ -247,7 +286,7 @@ struct ChainSettings: Sendable {
             (mapping["strategy"] ?? node).error("every provider's weight is 0: the weighted strategy needs one above 0")
         }
         guard node.diagnostics.errors.count == before else { return nil }
-        return ChainSettings(name: name, line: node.line, configuration: configuration, providers: providers)
+        return ChainSettings(name: name, line: node.line, configuration: configuration, providers: providers, aliases: aliases)
     }
 
     private static func readBreaker(_ node: ConfigNode) -> CircuitBreaker.Configuration {
@@ -421,10 +460,15 @@ struct ServerSettings: Sendable, Hashable, CustomStringConvertible, CustomReflec
     var exposeUpstreamErrors = false
     /// Concurrency limits and client timeouts.
     var limits = GatewayConfiguration.Limits()
+    /// The chain that serves models no chain name or alias matches.
+    var defaultChain: String?
+    /// The line of `default_chain`, for the error when it names no chain.
+    var defaultChainLine: Int?
 
     /// The keys of `server`.
     static let keys = [
         "host", "port", "api_keys", "allow_unauthenticated", "max_body_size", "expose_upstream_errors", "limits",
+        "default_chain",
     ]
     /// The keys of `server.limits`.
     static let limitKeys = [
@@ -451,6 +495,10 @@ struct ServerSettings: Sendable, Hashable, CustomStringConvertible, CustomReflec
         if let allow = mapping["allow_unauthenticated"]?.bool() { settings.allowUnauthenticated = allow }
         if let size = mapping["max_body_size"]?.byteSize() { settings.maxBodySize = size }
         if let expose = mapping["expose_upstream_errors"]?.bool() { settings.exposeUpstreamErrors = expose }
+        if let value = mapping["default_chain"], let name = value.nonEmptyString("the default chain") {
+            settings.defaultChain = name
+            settings.defaultChainLine = value.line
+        }
         if let limitsNode = mapping["limits"], let limits = limitsNode.mapping(allowed: limitKeys) {
             if let value = limits["max_concurrent_requests"]?.integer(in: 1...1_000_000) {
                 settings.limits.maxConcurrentRequests = value
