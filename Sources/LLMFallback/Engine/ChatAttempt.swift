@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 extension FallbackChain {
@@ -23,6 +24,13 @@ extension FallbackChain {
         }
     }
 
+    /// Says at debug level which of the request's parameters a provider could not be sent.
+    func logDropped(_ parameters: [String], entry: ChainEntry) {
+        logger.debug(
+            "parameters dropped",
+            metadata: ["provider": "\(entry.provider.name)", "parameters": "\(parameters.joined(separator: ","))"])
+    }
+
     /// The latency recorded for routing: answers longer than 256 tokens are scaled down in proportion, so a
     /// long answer does not make a provider look slow.
     static func normalisedLatency(_ latency: Duration, completionTokens: Int?) -> Duration {
@@ -42,6 +50,7 @@ extension FallbackChain {
             let body = try await response.body.collect(upTo: configuration.maxResponseBytes)
             var decoded = try entry.adapter.decodeResponse(body, headers: response.headers, for: resolved)
             decoded.droppedParameters = entry.adapter.droppedParameters(in: request, for: resolved)
+            if !decoded.droppedParameters.isEmpty { logDropped(decoded.droppedParameters, entry: entry) }
             return .success(decoded, latency: .zero)
         } catch let error as ProviderError {
             if Task.isCancelled { return .cancelled }

@@ -134,6 +134,8 @@ extension FallbackChain {
         watch: StreamWatch,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
     ) async -> AttemptResult<StreamSummary> {
+        let dropped = entry.adapter.droppedParameters(in: request, for: resolved)
+        if !dropped.isEmpty { logDropped(dropped, entry: entry) }
         let reading = StreamReading(
             chain: self,
             entry: entry,
@@ -142,7 +144,7 @@ extension FallbackChain {
             progress: progress,
             watch: watch,
             continuation: continuation,
-            droppedParameters: entry.adapter.droppedParameters(in: request, for: resolved)
+            droppedParameters: dropped
         )
         do {
             let parts = try entry.adapter.makeRequest(request, for: resolved, stream: true)
