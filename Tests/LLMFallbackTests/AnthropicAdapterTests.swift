@@ -243,7 +243,8 @@ struct AnthropicAdapterTests {
         let response = try adapter.decodeResponse(ByteBuffer(string: body), headers: [:], for: try Self.provider())
         #expect(response.content == "Checking.")
         #expect(response.toolCalls == [
-            ToolCall(id: "toolu_01A", name: "get_weather", arguments: #"{"city":"Paris","unit":"c"}"#),
+            // The input's members in the order the model wrote them.
+            ToolCall(id: "toolu_01A", name: "get_weather", arguments: #"{"unit":"c","city":"Paris"}"#),
             ToolCall(id: "toolu_01B", name: "get_time", arguments: "{}"),
         ])
         #expect(response.finishReason == .toolCalls)

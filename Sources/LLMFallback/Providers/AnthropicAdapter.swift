@@ -60,7 +60,7 @@ public struct AnthropicAdapter: ProviderAdapter {
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
-        let message = try WireJSON.decode(AnthropicMessageWire.self, from: body, what: "Anthropic message")
+        let message = try AnthropicMessageWire.parse(body, what: "Anthropic message")
         if message.type == "error" || message.error != nil {
             throw Self.error(from: message.error, status: nil, headers: headers, bodyRequestID: message.requestID)
         }
@@ -308,7 +308,7 @@ public struct AnthropicStreamDecoder: StreamDecoder {
             if event.event == "message_stop" { isComplete = true }
             return nil
         }
-        let wire = try WireJSON.decode(AnthropicStreamEventWire.self, from: event.data, what: "Anthropic stream event")
+        let wire = try AnthropicStreamEventWire.parse(event.data, what: "Anthropic stream event")
         let name = event.event ?? wire.type ?? ""
         switch name {
         case "message_start":
@@ -576,6 +576,109 @@ struct AnthropicStreamEventWire: Decodable {
         case type, message, index, delta, usage, error
         case contentBlock = "content_block"
         case requestID = "request_id"
+    }
+}
+
+// MARK: - Reading answers from the package's JSON tree
+
+extension AnthropicMessageWire {
+    /// A message read through ``JSONParser`` (a `tool_use` block's `input` keeps its member order and its numbers
+    /// their exact value, and it is faster than `JSONDecoder`); anything it does not expect goes to
+    /// `JSONDecoder`, which words the error.
+    static func parse(_ body: ByteBuffer, what: String) throws(ProviderError) -> AnthropicMessageWire {
+        if let value = try? JSONParser.parse(body), let wire = AnthropicMessageWire(json: value) { return wire }
+        return try WireJSON.decode(AnthropicMessageWire.self, from: body, what: what)
+    }
+
+    /// `nil` when a member has an unexpected type.
+    init?(json: JSONValue) {
+        guard case .object(let members) = json,
+            let type = JSONField.string(members["type"]), let id = JSONField.string(members["id"]),
+            let model = JSONField.string(members["model"]), let stopReason = JSONField.string(members["stop_reason"]),
+            let usage = JSONField.optional(members["usage"], AnthropicUsageWire.init(json:)),
+            let error = JSONField.optional(members["error"], AnthropicErrorWire.init(json:)),
+            let requestID = JSONField.string(members["request_id"])
+        else { return nil }
+        var content: [AnthropicContentBlockWire]?
+        switch members["content"] {
+        case nil, .null?: break
+        case .array(let elements)?:
+            var blocks: [AnthropicContentBlockWire] = []
+            blocks.reserveCapacity(elements.count)
+            for element in elements {
+                guard let block = AnthropicContentBlockWire(json: element) else { return nil }
+                blocks.append(block)
+            }
+            content = blocks
+        default: return nil
+        }
+        self.init(
+            type: type.value, id: id.value, model: model.value, content: content, stopReason: stopReason.value, usage: usage.value,
+            error: error.value, requestID: requestID.value)
+    }
+}
+
+extension AnthropicContentBlockWire {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, case .string(let type)? = members["type"],
+            let text = JSONField.string(members["text"]), let id = JSONField.string(members["id"]),
+            let name = JSONField.string(members["name"])
+        else { return nil }
+        let input = members["input"].flatMap { $0 == .null ? nil : $0 }
+        self.init(type: type, text: text.value, id: id.value, name: name.value, input: input)
+    }
+}
+
+extension AnthropicUsageWire {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let input = JSONField.int(members["input_tokens"]),
+            let output = JSONField.int(members["output_tokens"]),
+            let creation = JSONField.int(members["cache_creation_input_tokens"]),
+            let read = JSONField.int(members["cache_read_input_tokens"])
+        else { return nil }
+        self.init(inputTokens: input.value, outputTokens: output.value, cacheCreationInputTokens: creation.value, cacheReadInputTokens: read.value)
+    }
+}
+
+extension AnthropicErrorWire {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let type = JSONField.string(members["type"]),
+            let message = JSONField.string(members["message"])
+        else { return nil }
+        self.init(type: type.value, message: message.value, details: members["details"].flatMap { $0 == .null ? nil : $0 })
+    }
+}
+
+extension AnthropicStreamEventWire {
+    /// An event read through ``JSONParser``, as ``AnthropicMessageWire/parse(_:what:)`` reads a message.
+    static func parse(_ text: String, what: String) throws(ProviderError) -> AnthropicStreamEventWire {
+        if let value = try? JSONValue(parsing: text), let wire = AnthropicStreamEventWire(json: value) { return wire }
+        return try WireJSON.decode(AnthropicStreamEventWire.self, from: text, what: what)
+    }
+
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let type = JSONField.string(members["type"]),
+            let message = JSONField.optional(members["message"], AnthropicMessageWire.init(json:)),
+            let index = JSONField.int(members["index"]),
+            let block = JSONField.optional(members["content_block"], AnthropicContentBlockWire.init(json:)),
+            let delta = JSONField.optional(members["delta"], Delta.init(json:)),
+            let usage = JSONField.optional(members["usage"], AnthropicUsageWire.init(json:)),
+            let error = JSONField.optional(members["error"], AnthropicErrorWire.init(json:)),
+            let requestID = JSONField.string(members["request_id"])
+        else { return nil }
+        self.init(
+            type: type.value, message: message.value, index: index.value, contentBlock: block.value, delta: delta.value,
+            usage: usage.value, error: error.value, requestID: requestID.value)
+    }
+}
+
+extension AnthropicStreamEventWire.Delta {
+    init?(json: JSONValue) {
+        guard case .object(let members) = json, let type = JSONField.string(members["type"]),
+            let text = JSONField.string(members["text"]), let partial = JSONField.string(members["partial_json"]),
+            let stopReason = JSONField.string(members["stop_reason"])
+        else { return nil }
+        self.init(type: type.value, text: text.value, partialJSON: partial.value, stopReason: stopReason.value)
     }
 }
 

@@ -37,36 +37,4 @@ enum ErrorCatalog {
         default: nil
         }
     }
-
-    /// Anthropic's `error.type` for `status`.
-    static func anthropicType(for status: Int) -> String {
-        switch status {
-        case 401: "authentication_error"
-        case 403: "permission_error"
-        case 404: "not_found_error"
-        case 413: "request_too_large"
-        case 429: "rate_limit_error"
-        case 503, 529: "overloaded_error"
-        case 500...: "api_error"
-        default: "invalid_request_error"
-        }
-    }
-
-    /// Gemini's `error.status` (a gRPC status name) for `status`.
-    static func geminiStatus(for status: Int) -> String {
-        switch status {
-        case 401: "UNAUTHENTICATED"
-        case 403: "PERMISSION_DENIED"
-        case 404: "NOT_FOUND"
-        case 409: "ABORTED"
-        case 429: "RESOURCE_EXHAUSTED"
-        case 499: "CANCELLED"
-        case 501: "UNIMPLEMENTED"
-        case 503: "UNAVAILABLE"
-        case 504: "DEADLINE_EXCEEDED"
-        case 400..<500: "INVALID_ARGUMENT"
-        case 500...: "INTERNAL"
-        default: "UNKNOWN"
-        }
-    }
 }
