@@ -152,8 +152,11 @@ public enum GeminiGenerateServer {
         var unmapped = UnmappedContent()
         /// Calls numbered so far (`call_N` for calls and responses without an id).
         var callCount = 0
-        /// Calls not answered yet, oldest first.
-        var pending: [(id: String, name: String)] = []
+        /// The ids of the calls of each name, oldest first, that no response answered by name yet (a hostile body
+        /// may hold many thousands: each is looked at once).
+        var pending: [String: ArraySlice<String>] = [:]
+        /// The ids that responses answered by id.
+        var answered: Set<String> = []
 
         init(model: String) {
             self.model = model
@@ -248,7 +251,7 @@ public enum GeminiGenerateServer {
                         state = ProviderState(origin: GeminiAdapter.origin(model), value: signature)
                     }
                     calls.append(ToolCall(id: id, name: name, arguments: arguments, providerState: state))
-                    pending.append((id, name))
+                    pending[name, default: []].append(id)
                 } else if members["functionResponse"].map({ $0 != .null }) ?? false {
                     throw .value("'\(partPath)' is a functionResponse part: those belong to user turns", param: partPath + ".functionResponse")
                 } else if let part = try contentPart(members, path: partPath) {
@@ -270,13 +273,19 @@ public enum GeminiGenerateServer {
         private mutating func functionResponse(_ members: JSONObject, path: String) throws(WireRequestError) -> Message {
             let reader = MemberReader(members, path: path)
             let name = try reader.requiredString("name")
-            let callID: String
+            var callID: String?
             if let given = try reader.string("id") {
                 callID = ProviderState.decodeID(given).id
-                if let index = pending.firstIndex(where: { $0.id == callID }) { pending.remove(at: index) }
-            } else if let index = pending.firstIndex(where: { $0.name == name }) {
-                callID = pending.remove(at: index).id
+                answered.insert(callID!)
             } else {
+                while let oldest = pending[name]?.popFirst() {
+                    if answered.insert(oldest).inserted {
+                        callID = oldest
+                        break
+                    }
+                }
+            }
+            if callID == nil {
                 // A response to no call of this conversation: it still needs an id of its own.
                 callID = "call_\(callCount)"
                 callCount = callCount.saturatingAdd(1)
@@ -294,7 +303,7 @@ public enum GeminiGenerateServer {
             case let other?:
                 throw .type(path + ".response", expected: "an object", got: other)
             }
-            return Message(role: .tool, content: .text(text), toolCallID: callID, toolName: name)
+            return Message(role: .tool, content: .text(text), toolCallID: callID!, toolName: name)
         }
 
         /// A text, `inlineData` or `fileData` part's content; `nil` (noted as unmapped) for thoughts and parts the
