@@ -200,7 +200,8 @@ public enum GeminiGenerateServer {
             var emitted = false
             func flush() {
                 guard !parts.isEmpty else { return }
-                messages.append(Message(role: .user, content: parts.count == 1 && Self.isText(parts[0]) ? .text(Content.parts(parts).text) : .parts(parts)))
+                let content: Content = parts.count == 1 && Self.isText(parts[0]) ? .text(Content.parts(parts).text) : .parts(parts)
+                messages.append(Message(role: .user, content: content))
                 parts.removeAll()
                 emitted = true
             }
@@ -209,7 +210,8 @@ public enum GeminiGenerateServer {
                 let members = try Self.part(raw, path: partPath)
                 if let response = try MemberReader(members, path: partPath).object("functionResponse") {
                     flush()
-                    messages.append(try functionResponse(try camelCased(response, path: partPath + ".functionResponse"), path: partPath + ".functionResponse"))
+                    let responsePath = partPath + ".functionResponse"
+                    messages.append(try functionResponse(try camelCased(response, path: responsePath), path: responsePath))
                     emitted = true
                 } else if members["functionCall"].map({ $0 != .null }) ?? false {
                     throw .value("'\(partPath)' is a functionCall part: those belong to model turns", param: partPath + ".functionCall")
@@ -253,7 +255,8 @@ public enum GeminiGenerateServer {
                     calls.append(ToolCall(id: id, name: name, arguments: arguments, providerState: state))
                     pending[name, default: []].append(id)
                 } else if members["functionResponse"].map({ $0 != .null }) ?? false {
-                    throw .value("'\(partPath)' is a functionResponse part: those belong to user turns", param: partPath + ".functionResponse")
+                    throw .value(
+                        "'\(partPath)' is a functionResponse part: those belong to user turns", param: partPath + ".functionResponse")
                 } else if let part = try contentPart(members, path: partPath) {
                     parts.append(part)
                 }
@@ -402,7 +405,8 @@ public enum GeminiGenerateServer {
                 unmapped.note("generationConfig", key)
             }
             if let count = try reader.int("candidateCount"), count != 1 {
-                throw .value("'generationConfig.candidateCount' must be 1: the gateway returns one candidate", param: "generationConfig.candidateCount")
+                throw .value(
+                    "'generationConfig.candidateCount' must be 1: the gateway returns one candidate", param: "generationConfig.candidateCount")
             }
             request.maxTokens = try reader.int("maxOutputTokens")
             request.temperature = try reader.double("temperature")
