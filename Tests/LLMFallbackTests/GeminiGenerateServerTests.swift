@@ -325,3 +325,27 @@ import Testing
         #expect(encoder.finish(usage: Usage(promptTokens: 3, completionTokens: 4)).isEmpty)
     }
 }
+
+/// Hostile sizes stay linear: a call streamed in 200,000 fragments, a conversation of 20,000 calls answered by
+/// name. (Either, done the quadratic way, takes minutes or runs out of memory.)
+@Suite(.timeLimit(.minutes(1))) struct GeminiGenerateServerBoundsTests {
+    @Test func aCallInManyFragmentsIsGatheredInPlace() throws {
+        var encoder = GeminiGenerateServer.StreamEncoder(id: "r", model: "m", includeCallIDs: false)
+        #expect(encoder.encode(ChatChunk(toolCallDeltas: [ToolCallDelta(index: 0, id: "c", name: "f", arguments: #"{"k":""#)])).isEmpty)
+        let fragment = ToolCallDelta(index: 0, arguments: String(repeating: "x", count: 16))
+        for _ in 0..<200_000 { _ = encoder.encode(ChatChunk(toolCallDeltas: [fragment])) }
+        let events = encoder.encode(ChatChunk(toolCallDeltas: [ToolCallDelta(index: 0, arguments: #""}"#)]))
+        #expect(events.count == 1)
+        #expect(events[0].utf8.count > 3_200_000)
+    }
+
+    @Test func manyCallsAnsweredByNameAreMatchedOnce() throws {
+        let count = 20_000
+        let calls = (0..<count).map { _ in #"{"functionCall":{"name":"f","args":{}}}"# }.joined(separator: ",")
+        let responses = (0..<count).map { #"{"functionResponse":{"name":"f","response":{"n":\#($0)}}}"# }.joined(separator: ",")
+        let body = #"{"contents":[{"role":"model","parts":[\#(calls)]},{"role":"user","parts":[\#(responses)]}]}"#
+        let decoded = try GeminiGenerateServer.decodeRequest(ByteBuffer(string: body), model: "m")
+        #expect(decoded.request.messages.count == count + 1)
+        #expect(decoded.request.messages.last == .tool(callID: "call_\(count - 1)", name: "f", content: #"{"n":\#(count - 1)}"#))
+    }
+}

@@ -201,7 +201,8 @@ public enum AnthropicMessagesServer {
             case "assistant": role = .assistant
             default:
                 throw .value(
-                    "invalid role '\(rawRole.prefix(64))' in '\(path)': expected user or assistant (the system prompt is the top-level 'system')",
+                    "invalid role '\(rawRole.prefix(64))' in '\(path)': expected user or assistant "
+                        + "(the system prompt is the top-level 'system')",
                     param: path + ".role")
             }
             switch members["content"] {
@@ -316,7 +317,8 @@ public enum AnthropicMessagesServer {
                 let sourceType = try sourceReader.requiredString("type")
                 switch sourceType {
                 case "base64":
-                    return .image(.base64(try sourceReader.requiredString("data"), mediaType: try sourceReader.requiredString("media_type")))
+                    let data = try sourceReader.requiredString("data")
+                    return .image(.base64(data, mediaType: try sourceReader.requiredString("media_type")))
                 case "url":
                     return .image(.url(try sourceReader.requiredString("url")))
                 default:

@@ -152,8 +152,11 @@ public enum GeminiGenerateServer {
         var unmapped = UnmappedContent()
         /// Calls numbered so far (`call_N` for calls and responses without an id).
         var callCount = 0
-        /// Calls not answered yet, oldest first.
-        var pending: [(id: String, name: String)] = []
+        /// The ids of the calls of each name, oldest first, that no response answered by name yet (a hostile body
+        /// may hold many thousands: each is looked at once).
+        var pending: [String: ArraySlice<String>] = [:]
+        /// The ids that responses answered by id.
+        var answered: Set<String> = []
 
         init(model: String) {
             self.model = model
@@ -197,7 +200,8 @@ public enum GeminiGenerateServer {
             var emitted = false
             func flush() {
                 guard !parts.isEmpty else { return }
-                messages.append(Message(role: .user, content: parts.count == 1 && Self.isText(parts[0]) ? .text(Content.parts(parts).text) : .parts(parts)))
+                let content: Content = parts.count == 1 && Self.isText(parts[0]) ? .text(Content.parts(parts).text) : .parts(parts)
+                messages.append(Message(role: .user, content: content))
                 parts.removeAll()
                 emitted = true
             }
@@ -206,7 +210,8 @@ public enum GeminiGenerateServer {
                 let members = try Self.part(raw, path: partPath)
                 if let response = try MemberReader(members, path: partPath).object("functionResponse") {
                     flush()
-                    messages.append(try functionResponse(try camelCased(response, path: partPath + ".functionResponse"), path: partPath + ".functionResponse"))
+                    let responsePath = partPath + ".functionResponse"
+                    messages.append(try functionResponse(try camelCased(response, path: responsePath), path: responsePath))
                     emitted = true
                 } else if members["functionCall"].map({ $0 != .null }) ?? false {
                     throw .value("'\(partPath)' is a functionCall part: those belong to model turns", param: partPath + ".functionCall")
@@ -248,9 +253,10 @@ public enum GeminiGenerateServer {
                         state = ProviderState(origin: GeminiAdapter.origin(model), value: signature)
                     }
                     calls.append(ToolCall(id: id, name: name, arguments: arguments, providerState: state))
-                    pending.append((id, name))
+                    pending[name, default: []].append(id)
                 } else if members["functionResponse"].map({ $0 != .null }) ?? false {
-                    throw .value("'\(partPath)' is a functionResponse part: those belong to user turns", param: partPath + ".functionResponse")
+                    throw .value(
+                        "'\(partPath)' is a functionResponse part: those belong to user turns", param: partPath + ".functionResponse")
                 } else if let part = try contentPart(members, path: partPath) {
                     parts.append(part)
                 }
@@ -270,13 +276,19 @@ public enum GeminiGenerateServer {
         private mutating func functionResponse(_ members: JSONObject, path: String) throws(WireRequestError) -> Message {
             let reader = MemberReader(members, path: path)
             let name = try reader.requiredString("name")
-            let callID: String
+            var callID: String?
             if let given = try reader.string("id") {
                 callID = ProviderState.decodeID(given).id
-                if let index = pending.firstIndex(where: { $0.id == callID }) { pending.remove(at: index) }
-            } else if let index = pending.firstIndex(where: { $0.name == name }) {
-                callID = pending.remove(at: index).id
+                answered.insert(callID!)
             } else {
+                while let oldest = pending[name]?.popFirst() {
+                    if answered.insert(oldest).inserted {
+                        callID = oldest
+                        break
+                    }
+                }
+            }
+            if callID == nil {
                 // A response to no call of this conversation: it still needs an id of its own.
                 callID = "call_\(callCount)"
                 callCount = callCount.saturatingAdd(1)
@@ -294,7 +306,7 @@ public enum GeminiGenerateServer {
             case let other?:
                 throw .type(path + ".response", expected: "an object", got: other)
             }
-            return Message(role: .tool, content: .text(text), toolCallID: callID, toolName: name)
+            return Message(role: .tool, content: .text(text), toolCallID: callID!, toolName: name)
         }
 
         /// A text, `inlineData` or `fileData` part's content; `nil` (noted as unmapped) for thoughts and parts the
@@ -393,7 +405,8 @@ public enum GeminiGenerateServer {
                 unmapped.note("generationConfig", key)
             }
             if let count = try reader.int("candidateCount"), count != 1 {
-                throw .value("'generationConfig.candidateCount' must be 1: the gateway returns one candidate", param: "generationConfig.candidateCount")
+                throw .value(
+                    "'generationConfig.candidateCount' must be 1: the gateway returns one candidate", param: "generationConfig.candidateCount")
             }
             request.maxTokens = try reader.int("maxOutputTokens")
             request.temperature = try reader.double("temperature")

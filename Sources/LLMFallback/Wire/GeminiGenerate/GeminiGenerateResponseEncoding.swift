@@ -156,9 +156,10 @@ extension GeminiGenerateServer {
     /// Text goes out as it comes, one event per chunk. Gemini sends function calls whole, so a call's fragments
     /// are gathered and the call is sent, in the order the calls began, once its arguments are a complete JSON
     /// object, or the next call begins, or the stream ends (arguments that are not a JSON object are then sent as
-    /// `{}`). Fragments of a call already sent are dropped: providers stream one call after another. The chunk that carries a finish reason ends the stream: its event has the `finishReason`, the calls
-    /// not sent yet and the usage known so far; a usage that arrives after it gets an event of its own, as Gemini
-    /// may send. ``finish(finishReason:usage:)`` ends a stream no chunk ended.
+    /// `{}`). Fragments of a call already sent are dropped: providers stream one call after another. The chunk
+    /// that carries a finish reason ends the stream: its event has the `finishReason`, the calls not sent yet and
+    /// the usage known so far; a usage that arrives after it gets an event of its own, as Gemini may send.
+    /// ``finish(finishReason:usage:)`` ends a stream no chunk ended.
     ///
     /// ```swift
     /// var encoder = GeminiGenerateServer.StreamEncoder(id: "resp-1", model: "gemini-2.5-flash")
@@ -236,9 +237,11 @@ extension GeminiGenerateServer {
         private let id: String
         private let model: String
         private let includeCallIDs: Bool
-        /// Tool calls by their index in the chunks, and the order they began in.
-        private var calls: [Int: PendingCall] = [:]
-        private var callOrder: [Int] = []
+        /// Tool calls in the order they began, and their positions by their index in the chunks.
+        private var calls: [PendingCall] = []
+        private var positions: [Int: Int] = [:]
+        /// The calls before this position were sent (calls are sent in order).
+        private var unsentFrom = 0
         private var usage: Usage?
         private var usageSent = false
         /// Whether an event with a `finishReason` was sent.
@@ -266,26 +269,28 @@ extension GeminiGenerateServer {
             }
             var complete: [Call] = []
             for delta in chunk.toolCallDeltas {
-                var call: PendingCall
-                if let known = calls[delta.index] {
-                    call = known
+                let position: Int
+                if let known = positions[delta.index] {
+                    position = known
                 } else {
                     // A new call: the ones before it are whole (providers stream one call after another).
                     if chunk.finishReason == nil { complete += takeUnsentCalls() }
-                    call = PendingCall()
-                    callOrder.append(delta.index)
+                    position = calls.count
+                    positions[delta.index] = position
+                    calls.append(PendingCall())
                 }
-                if call.sent { continue }
-                if let id = delta.id { call.id = id }
-                if let name = delta.name { call.name = name }
-                if let state = delta.providerState { call.state = state }
-                call.arguments += delta.arguments
-                call.scanner.scan(delta.arguments)
-                if chunk.finishReason == nil, call.scanner.isClosed, Self.isObject(call.arguments) {
-                    call.sent = true
-                    complete.append(Call(id: call.id, name: call.name, arguments: call.arguments, state: call.state))
+                // In place: a call streamed in many fragments is not copied for each.
+                guard !calls[position].sent else { continue }
+                if let id = delta.id { calls[position].id = id }
+                if let name = delta.name { calls[position].name = name }
+                if let state = delta.providerState { calls[position].state = state }
+                calls[position].arguments += delta.arguments
+                calls[position].scanner.scan(delta.arguments)
+                if chunk.finishReason == nil, position == unsentFrom, calls[position].scanner.isClosed,
+                    Self.isObject(calls[position].arguments)
+                {
+                    complete += takeUnsentCalls()
                 }
-                calls[delta.index] = call
             }
             if let reason = chunk.finishReason {
                 return [finalEvent(text: chunk.content, reason: reason)]
@@ -322,12 +327,12 @@ extension GeminiGenerateServer {
         /// The calls not sent yet, in the order they began, marked sent.
         private mutating func takeUnsentCalls() -> [Call] {
             var unsent: [Call] = []
-            for index in callOrder {
-                guard var call = calls[index], !call.sent else { continue }
-                call.sent = true
-                calls[index] = call
+            for position in unsentFrom..<calls.count {
+                calls[position].sent = true
+                let call = calls[position]
                 unsent.append(Call(id: call.id, name: call.name, arguments: call.arguments, state: call.state))
             }
+            unsentFrom = calls.count
             return unsent
         }
 
