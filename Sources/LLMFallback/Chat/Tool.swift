@@ -105,7 +105,9 @@ public struct ProviderState: Hashable, Sendable {
         self.value = value
     }
 
-    private static let marker = "~lfs1."
+    /// Between the id and the state. Only `[A-Za-z0-9_-]`, since Anthropic accepts no other character in a tool
+    /// use id; the first occurrence counts (the state's base64url text may contain it by chance, an id should not).
+    private static let marker = "_lfs1_"
 
     /// `id` with `state` encoded after it, for a client that keeps only a tool call's id and echoes it back.
     public static func encodedID(_ id: String, state: ProviderState?) -> String {
@@ -116,7 +118,7 @@ public struct ProviderState: Hashable, Sendable {
 
     /// The id and the state of an id made by ``encodedID(_:state:)``; an id without state is returned as is.
     public static func decodeID(_ encoded: String) -> (id: String, state: ProviderState?) {
-        guard let range = encoded.range(of: marker, options: .backwards),
+        guard let range = encoded.range(of: marker),
             let bytes = fromBase64URL(encoded[range.upperBound...]),
             let text = String(validating: bytes, as: UTF8.self),
             let newline = text.firstIndex(of: "\n")
