@@ -158,7 +158,11 @@ extension Dictionary where Key == String, Value == Any {
 
 /// Runs `body` with a fresh server and HTTP client, shutting both down afterwards.
 func withServer(_ body: (MockLLMServer, HTTPClient) async throws -> Void) async throws {
-    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    // A loaded 2-core machine (the suite runs tests in parallel) can take seconds to accept on loopback:
+    // AsyncHTTPClient's default 10 s connect timeout failed tests there, never the behaviour under test.
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout.connect = .seconds(30)
+    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     do {
         try await withMockLLMServer { server in
             try await body(server, client)
