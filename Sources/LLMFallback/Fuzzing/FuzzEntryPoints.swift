@@ -324,7 +324,9 @@ public enum FuzzEntryPoints {
                 break
             }
             let text = String(decoding: line, as: UTF8.self)
-            if let colon = text.firstIndex(of: ":") {
+            // Only a name NIO's response parser would pass on: a token (RFC 9110), never empty; `HTTPHeaders`
+            // traps on a name that is not ASCII, which no real response can give the classifier.
+            if let colon = text.firstIndex(of: ":"), colon > text.startIndex, text[..<colon].utf8.allSatisfy(isTokenByte) {
                 lines.append((String(text[..<colon]), String(text[text.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
             }
         }
@@ -333,6 +335,16 @@ public enum FuzzEntryPoints {
             bodyStart = position
         }
         return (status, headers, ByteBuffer(bytes: bytes[bodyStart...]))
+    }
+
+    /// Whether `byte` may be in a header name (RFC 9110 `tchar`).
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            true
+        default:
+            "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
     }
 
     private static func checkUsage(_ usage: Usage) {
