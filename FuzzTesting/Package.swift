@@ -72,6 +72,8 @@ package.targets.append(
         dependencies: [
             "FuzzDriver",
             .product(name: "LLMFallback", package: "llm-fallback"),
+            // The config loader builds the gateway's configuration (`GatewayConfiguration` and its limits).
+            .product(name: "LLMFallbackGateway", package: "llm-fallback"),
             .product(name: "Yams", package: "Yams"),
         ]
     )

@@ -1,41 +1,13 @@
 import AsyncHTTPClient
 import Foundation
 import LLMFallbackTesting
+import NIOCore
 import NIOHTTP1
 import Testing
 
 /// Streamed answers: several events of the format's shape, ending with its terminator.
 @Suite(.timeLimit(.minutes(1)))
 struct StreamingTests {
-    @Test(arguments: Endpoint.allCases)
-    func streamEndsWithTerminator(endpoint: Endpoint) async throws {
-        try await withServer { server, client in
-            server.script("m1", .text("The quick brown fox"))
-            let response = try await client.send(endpoint, to: server, model: "m1", stream: true)
-            #expect(response.status == 200)
-            #expect(response.headers.first(name: "content-type") == "text/event-stream")
-            #expect(response.headers.first(name: "transfer-encoding") == "chunked")
-            let events = response.events
-            #expect(events.count >= 4)
-            #expect(try endpoint.streamedText(events) == "The quick brown fox")
-            #expect(endpoint.isTerminated(events))
-            #expect(server.requests.first?.isStream == true)
-        }
-    }
-
-    /// A write that completes at once used to call the next step from inside the previous one: a scripted
-    /// stream of many thousands of chunks overflowed the event loop's stack and killed the test process.
-    @Test func aStreamOfTwentyThousandChunksDoesNotRecurse() async throws {
-        try await withServer { server, client in
-            let words = (1...20_000).map { "w\($0)" }.joined(separator: " ")
-            server.script("m1", .text(words))
-            let response = try await client.send(.openAI, to: server, model: "m1", stream: true)
-            #expect(response.status == 200)
-            #expect(response.events.last?.data == "[DONE]")
-            #expect(try Endpoint.openAI.streamedText(response.events) == words)
-        }
-    }
-
     @Test func openAIStreamShape() async throws {
         try await withServer { server, client in
             server.script("gpt-4o", .text("one two"))
@@ -204,6 +176,44 @@ struct StreamingTests {
             #expect(clock.now - start >= .milliseconds(80))
             #expect(response.parts.count >= 3)
             #expect(response.events.count == 5)
+        }
+    }
+}
+
+/// The streams a ThreadSanitizer run (5-15 times slower) was seen to take past their real-time bounds: the
+/// 20,000-chunk stream past the one-minute limit, the first streams past the client's deadline and connect
+/// timeout while it ran. Their bounds are multiplied by `TestTimeScale.factor` (1 unless the run sets
+/// `LLM_FALLBACK_TEST_TIME_SCALE`), their checks are those of `StreamingTests`.
+@Suite(.timeLimit(.minutes(TestTimeScale.factor)))
+struct StreamingTestsWithScaledBounds {
+    @Test(arguments: Endpoint.allCases)
+    func streamEndsWithTerminator(endpoint: Endpoint) async throws {
+        try await withServer(clientConfiguration: TestTimeScale.clientConfiguration) { server, client in
+            server.script("m1", .text("The quick brown fox"))
+            let response = try await client.send(
+                endpoint, to: server, model: "m1", stream: true, timeout: TestTimeScale.scaled(.seconds(30))
+            )
+            #expect(response.status == 200)
+            #expect(response.headers.first(name: "content-type") == "text/event-stream")
+            #expect(response.headers.first(name: "transfer-encoding") == "chunked")
+            let events = response.events
+            #expect(events.count >= 4)
+            #expect(try endpoint.streamedText(events) == "The quick brown fox")
+            #expect(endpoint.isTerminated(events))
+            #expect(server.requests.first?.isStream == true)
+        }
+    }
+
+    /// A write that completes at once used to call the next step from inside the previous one: a scripted
+    /// stream of many thousands of chunks overflowed the event loop's stack and killed the test process.
+    @Test func aStreamOfTwentyThousandChunksDoesNotRecurse() async throws {
+        try await withServer { server, client in
+            let words = (1...20_000).map { "w\($0)" }.joined(separator: " ")
+            server.script("m1", .text(words))
+            let response = try await client.send(.openAI, to: server, model: "m1", stream: true)
+            #expect(response.status == 200)
+            #expect(response.events.last?.data == "[DONE]")
+            #expect(try Endpoint.openAI.streamedText(response.events) == words)
         }
     }
 }

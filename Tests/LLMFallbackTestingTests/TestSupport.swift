@@ -156,13 +156,35 @@ extension Dictionary where Key == String, Value == Any {
     func array(_ key: String) -> [[String: Any]]? { self[key] as? [[String: Any]] }
 }
 
+/// How many times longer a real-time bound on a test's duration may be when the run is slowed down on purpose:
+/// `LLM_FALLBACK_TEST_TIME_SCALE`, a whole number from 1 to 100 (`scripts/sanitize.sh` sets 5: ThreadSanitizer
+/// makes this code 5-15 times slower), 1 when unset or anything else. Only bounds on elapsed time use it, and only
+/// those a sanitized run was seen to miss; never an assertion on an outcome.
+enum TestTimeScale {
+    static let factor: Int = {
+        guard let text = ProcessInfo.processInfo.environment["LLM_FALLBACK_TEST_TIME_SCALE"],
+            let value = Int(text), (1...100).contains(value)
+        else { return 1 }
+        return value
+    }()
+
+    /// `bound`, times `factor`.
+    static func scaled(_ bound: TimeAmount) -> TimeAmount { .nanoseconds(bound.nanoseconds * Int64(factor)) }
+
+    /// A client whose connect timeout (30 s, as ``HTTPClient/Configuration/loopbackTests``) is scaled.
+    static var clientConfiguration: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = scaled(.seconds(30))
+        return configuration
+    }
+}
+
 /// Runs `body` with a fresh server and HTTP client, shutting both down afterwards.
-func withServer(_ body: (MockLLMServer, HTTPClient) async throws -> Void) async throws {
-    // A loaded 2-core machine (the suite runs tests in parallel) can take seconds to accept on loopback:
-    // AsyncHTTPClient's default 10 s connect timeout failed tests there, never the behaviour under test.
-    var configuration = HTTPClient.Configuration()
-    configuration.timeout.connect = .seconds(30)
-    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+func withServer(
+    clientConfiguration: HTTPClient.Configuration = .loopbackTests,
+    _ body: (MockLLMServer, HTTPClient) async throws -> Void
+) async throws {
+    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     do {
         try await withMockLLMServer { server in
             try await body(server, client)
@@ -172,6 +194,16 @@ func withServer(_ body: (MockLLMServer, HTTPClient) async throws -> Void) async 
         throw error
     }
     try await client.shutdown()
+}
+
+extension HTTPClient.Configuration {
+    /// A 30 s connect timeout: a loaded 2-core machine (the suite runs tests in parallel) can take seconds to accept
+    /// on loopback, and AsyncHTTPClient's default 10 s failed tests there, never the behaviour under test.
+    static var loopbackTests: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(30)
+        return configuration
+    }
 }
 
 extension HTTPClient {
@@ -196,11 +228,13 @@ extension HTTPClient {
         to server: MockLLMServer,
         model: String,
         stream: Bool = false,
-        includeUsage: Bool = false
+        includeUsage: Bool = false,
+        timeout: TimeAmount = .seconds(30)
     ) async throws -> ReceivedResponse {
         try await self.post(
             endpoint.url(on: server, model: model, stream: stream),
-            json: endpoint.body(model: model, stream: stream, includeUsage: includeUsage)
+            json: endpoint.body(model: model, stream: stream, includeUsage: includeUsage),
+            timeout: timeout
         )
     }
 }

@@ -247,7 +247,13 @@ enum ErrorClassifier {
         return index == bytes.endIndex
     }
 
+    /// An HTTP-date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime forms); `nil` for anything else.
+    ///
+    /// Only printable ASCII can be one, and anything else never reaches `DateFormatter`: on Linux, Foundation's
+    /// `date(from:)` leaks 128 bytes per call on a string with a character outside the Basic Multilingual Plane, so
+    /// an upstream answering `Retry-After: x😀` cost the process 384 bytes (three formats) per response for good.
     static func parseHTTPDate(_ text: String) -> Date? {
+        guard text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { return nil }
         let formats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"]
         for format in formats {
             let formatter = DateFormatter()

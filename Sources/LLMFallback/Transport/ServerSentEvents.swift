@@ -35,7 +35,10 @@ public struct ServerSentEventParser: Sendable {
         public var description: String { "a stream event longer than \(limit) bytes" }
     }
 
-    /// The longest line and the longest event data accepted, in bytes.
+    /// The longest line and the longest event data accepted, in bytes as read.
+    ///
+    /// An event's ``ServerSentEvent/data`` is those bytes decoded as UTF-8, each ill-formed sequence replaced with
+    /// U+FFFD (three bytes), so it may take up to three times as many bytes as it was read in.
     public let maximumEventBytes: Int
     private var line: [UInt8] = []
     private var data: [UInt8] = []
