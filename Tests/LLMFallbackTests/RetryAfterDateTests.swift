@@ -16,10 +16,10 @@ import Testing
             let headers = HTTPHeaders([("retry-after", "x\u{1F600}"), ("content-type", "text/html")])
             precondition(ErrorClassifier.retryAfter(from: headers) == nil)
             let before = HeapBytes.now()
-            for _ in 0..<3000 { precondition(ErrorClassifier.retryAfter(from: headers) == nil) }
+            for _ in 0..<30_000 { precondition(ErrorClassifier.retryAfter(from: headers) == nil) }
             let grown = HeapBytes.now() - before
-            // The leak was 1,152,000 bytes of heap (3,000 x 384); an RSS sample moves by less than that alone.
-            precondition(grown < 512 << 10, "the heap grew by \(grown) bytes over 3,000 classifications")
+            // The leak was 11,520,000 bytes of heap (30,000 x 384); a debug build's RSS moves by far less alone.
+            precondition(grown < 4 << 20, "the heap grew by \(grown) bytes over 30,000 classifications")
         }
     }
 
