@@ -97,14 +97,14 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(
             "\(format.rawValue): SSE parser only (\(streamChunks) chunks)",
             configuration: .init(setup: {
-                let parsed = parseEvents(buffers)
+                let parsed = try parseEvents(buffers)
                 guard parsed == events else {
                     throw BenchError("\(format) stream parsed into \(parsed) events, expected \(events)")
                 }
             })
         ) { benchmark in
             for _ in benchmark.scaledIterations {
-                blackHole(parseEvents(buffers))
+                blackHole(try parseEvents(buffers))
             }
         }
     }
@@ -125,7 +125,7 @@ func decodeStream(
     var chunks = 0
     for buffer in buffers {
         events.removeAll(keepingCapacity: true)
-        parser.feed(buffer, into: &events)
+        try parser.feed(buffer, into: &events)
         for event in events {
             if let chunk = try decoder.decode(event), chunk.hasContent {
                 chunks += 1
@@ -140,13 +140,13 @@ func decodeStream(
 ///
 /// - Returns: The number of events parsed.
 @inline(never)
-func parseEvents(_ buffers: [ByteBuffer]) -> Int {
+func parseEvents(_ buffers: [ByteBuffer]) throws -> Int {
     var parser = ServerSentEventParser()
     var events: [ServerSentEvent] = []
     var count = 0
     for buffer in buffers {
         events.removeAll(keepingCapacity: true)
-        parser.feed(buffer, into: &events)
+        try parser.feed(buffer, into: &events)
         count += events.count
     }
     return count

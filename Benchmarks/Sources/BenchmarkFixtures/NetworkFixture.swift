@@ -101,7 +101,7 @@ public struct NetworkFixture: Sendable {
         var tally = StreamTally()
         for try await buffer in response.body {
             events.removeAll(keepingCapacity: true)
-            parser.feed(buffer, into: &events)
+            try parser.feed(buffer, into: &events)
             for event in events {
                 guard let chunk = try decoder.decode(event) else { continue }
                 tally.add(chunk, firstChunk: firstChunk)
