@@ -34,30 +34,6 @@ struct GatewayError: Error, Sendable {
         GatewayError(status: 400, message: message, type: "invalid_request_error", param: param, code: code)
     }
 
-    static func decoding(_ error: DecodingError) -> GatewayError {
-        switch error {
-        case .keyNotFound(let key, let context):
-            let path = join(path(of: context.codingPath), key)
-            return invalidRequest("missing required parameter: '\(path)'", param: path, code: "missing_required_parameter")
-        case .typeMismatch(let type, let context):
-            let path = path(of: context.codingPath)
-            return invalidRequest("invalid type for '\(path)': expected \(describe(type))", param: path, code: "invalid_type")
-        case .valueNotFound(let type, let context):
-            let path = path(of: context.codingPath)
-            return invalidRequest("invalid type for '\(path)': expected \(describe(type)), got null", param: path, code: "invalid_type")
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty {
-                let detail = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                    ?? context.debugDescription
-                return invalidRequest("the request body is not valid JSON: \(detail)", code: "invalid_json")
-            }
-            let path = path(of: context.codingPath)
-            return invalidRequest("invalid value for '\(path)': \(context.debugDescription)", param: path)
-        @unknown default:
-            return invalidRequest("the request body could not be decoded: \(error)")
-        }
-    }
-
     static func modelNotFound(_ model: String, available: [String]) -> GatewayError {
         GatewayError(
             status: 404,
@@ -283,40 +259,6 @@ struct GatewayError: Error, Sendable {
         guard duration > .zero else { return 1 }
         let (seconds, attoseconds) = duration.components
         return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
-    }
-
-    // MARK: - Coding paths
-
-    static func path(of codingPath: [any CodingKey]) -> String {
-        var path = ""
-        for key in codingPath {
-            if let index = key.intValue {
-                path += "[\(index)]"
-            } else {
-                path = join(path, key)
-            }
-        }
-        return path.isEmpty ? "body" : path
-    }
-
-    private static func join(_ path: String, _ key: any CodingKey) -> String {
-        path.isEmpty || path == "body" ? key.stringValue : "\(path).\(key.stringValue)"
-    }
-
-    private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is Int.Type: return "an integer"
-        case is Double.Type: return "a number"
-        case is Bool.Type: return "a boolean"
-        case is [Any].Type: return "an array"
-        case is [String: Any].Type: return "an object"
-        default:
-            let name = String(describing: type)
-            if name.hasPrefix("Array") { return "an array" }
-            if name.hasPrefix("Dictionary") { return "an object" }
-            return "an object"
-        }
     }
 
     // MARK: - Encoding

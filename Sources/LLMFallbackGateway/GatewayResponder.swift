@@ -53,7 +53,6 @@ final class GatewayCore: Sendable {
     let ids = CompletionIDs()
     let executors = EventLoopTaskExecutors()
     let allocator = ByteBufferAllocator()
-    let decoder = JSONDecoder()
     let startedAt: Int
     let modelsBody: ByteBuffer
     let healthBody: ByteBuffer

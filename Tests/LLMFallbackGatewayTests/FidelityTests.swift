@@ -227,4 +227,42 @@ struct FidelityTests {
             #expect(plain.status == 200)
         }
     }
+
+    @Test("a chunk whose data came in several data: lines is relayed as one well-framed event")
+    func multiLineDataIsReframed() async throws {
+        try await withGateway(chains: { ["default": mockChain(on: $0)] }) { server, gateway in
+            // Legal SSE: the data lines are joined with a line feed, which is JSON whitespace here.
+            let stream = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":\ndata: [{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\n"
+                + "data: [DONE]\n\n"
+            server.script("model-primary", .raw(status: 200, headers: ["content-type": "text/event-stream"], body: stream))
+            let answer = try await gateway.chat("default", stream: true)
+            #expect(answer.status == 200)
+            #expect(answer.streamedText == "Hi")
+            #expect(answer.events.last == "[DONE]")
+            // Every line of the body is a field, a blank line or nothing: no bare JSON line.
+            for line in answer.body.split(separator: "\n", omittingEmptySubsequences: true) {
+                #expect(line.hasPrefix("data: "), "\(line)")
+            }
+        }
+    }
+
+    @Test("a tool call id carrying Gemini state reaches an OpenAI provider as the plain id, state left behind")
+    func passthroughStripsProviderState() async throws {
+        try await withGateway(chains: { ["default": mockChain(on: $0)] }) { server, gateway in
+            let id = ProviderState.encodedID("call_0", state: ProviderState(origin: "gemini:gemini-3-pro-preview", value: "SIG-SECRET"))
+            let body = #"""
+                {"model":"default","logit_bias":{"1":2},"messages":[{"role":"user","content":"find"},
+                 {"role":"assistant","content":null,"tool_calls":[{"id":"\#(id)","type":"function","function":{"name":"lookup","arguments":"{}"}}]},
+                 {"role":"tool","tool_call_id":"\#(id)","content":"found"}]}
+                """#
+            let answer = try await gateway.send(.POST, "/v1/chat/completions", body: body)
+            #expect(answer.status == 200, "\(answer.body)")
+            let sent = try #require(server.requests(for: "model-primary").last)
+            let text = String(decoding: sent.body, as: UTF8.self)
+            #expect(!text.contains("SIG") && !text.contains("_lfs1_"), "\(text)")
+            #expect(text.contains(#""tool_call_id":"call_0""#))
+            // The rest of the client's body still passes through.
+            #expect(text.contains(#""logit_bias":{"1":2}"#))
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import LLMFallback
 import Testing
 
 @testable import LLMFallbackTesting
@@ -27,8 +28,9 @@ struct TextPiecesTests {
         #expect(TextPieces.split("", maximumLength: 4) == [""])
     }
 
+    /// The mock renders through the library's writer (its own JSON text is gone): the same escaping.
     @Test func jsonEscaping() {
-        let value: JSONText = ["text": .string("a\"b\\c\nd\u{01}é"), "list": [1, true, .null]]
-        #expect(value.serialized == #"{"text":"a\"b\\c\nd\u0001é","list":[1,true,null]}"#)
+        let value: JSONValue = ["text": .string("a\"b\\c\nd\u{01}é"), "list": [1, true, .null]]
+        #expect(value.jsonString == #"{"text":"a\"b\\c\nd\u0001é","list":[1,true,null]}"#)
     }
 }

@@ -146,12 +146,18 @@ public struct PassthroughBody: Hashable, Sendable {
     /// How many messages the body's conversation has: messages the chain appends (a continuation's prefill) are
     /// written after the client's own.
     public var messageCount: Int
+    /// Whether the client's messages carry what only the chain may read (``ProviderState`` inside tool call ids):
+    /// they are then written from the provider-neutral messages, so that the state reaches no other provider.
+    public var messagesCarryProviderState: Bool
 
     /// Creates a passthrough body.
-    public init(format: WireFormat, body: JSONObject, unmodelledKeys: [String], messageCount: Int) {
+    public init(
+        format: WireFormat, body: JSONObject, unmodelledKeys: [String], messageCount: Int, messagesCarryProviderState: Bool = false
+    ) {
         self.format = format
         self.body = body
         self.unmodelledKeys = unmodelledKeys
         self.messageCount = messageCount
+        self.messagesCarryProviderState = messagesCarryProviderState
     }
 }

@@ -56,8 +56,9 @@ public enum OpenAIChatServer {
         }
         var messages: [Message] = []
         messages.reserveCapacity(rawMessages.count)
+        var carriesState = false
         for (offset, raw) in rawMessages.enumerated() {
-            messages.append(try message(raw, path: "messages[\(offset)]"))
+            messages.append(try message(raw, path: "messages[\(offset)]", carriesState: &carriesState))
         }
         var request = ChatRequest(messages: messages)
         request.temperature = try reader.double("temperature")
@@ -99,7 +100,8 @@ public enum OpenAIChatServer {
             format: .openAI,
             body: members,
             unmodelledKeys: members.keys.filter { !modelledKeys.contains($0) },
-            messageCount: messages.count
+            messageCount: messages.count,
+            messagesCarryProviderState: carriesState
         )
         return Request(model: model, request: request, stream: stream, includeUsage: includeUsage)
     }
@@ -115,7 +117,8 @@ public enum OpenAIChatServer {
         }
     }
 
-    private static func message(_ raw: JSONValue, path: String) throws(WireRequestError) -> Message {
+    /// One message; `carriesState` is set when one of its tool call ids carries ``ProviderState``.
+    private static func message(_ raw: JSONValue, path: String, carriesState: inout Bool) throws(WireRequestError) -> Message {
         guard case .object(let members) = raw else { throw .type(path, expected: "an object", got: raw) }
         let reader = MemberReader(members, path: path)
         let rawRole = try reader.requiredString("role")
@@ -147,11 +150,15 @@ public enum OpenAIChatServer {
         message.name = try reader.string("name")
         if let calls = try reader.array("tool_calls") {
             for (offset, call) in calls.enumerated() {
-                message.toolCalls.append(try toolCall(call, path: "\(path).tool_calls[\(offset)]"))
+                let decoded = try toolCall(call, path: "\(path).tool_calls[\(offset)]")
+                if decoded.providerState != nil { carriesState = true }
+                message.toolCalls.append(decoded)
             }
         }
         if let id = try reader.string("tool_call_id") {
-            message.toolCallID = ProviderState.decodeID(id).id
+            let decoded = ProviderState.decodeID(id)
+            if decoded.state != nil { carriesState = true }
+            message.toolCallID = decoded.id
         } else if role == .tool {
             throw WireRequestError(
                 "missing required parameter: '\(path).tool_call_id' (tool messages answer a tool call)",

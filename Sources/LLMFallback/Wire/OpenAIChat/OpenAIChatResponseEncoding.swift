@@ -143,9 +143,7 @@ extension OpenAIChatServer {
                     write(role, into: &buffer)
                 }
                 if chunk.finishReason != nil { finished = true }
-                buffer.writeRaw("data: ")
-                buffer.writeString(raw)
-                buffer.writeRaw("\n\n")
+                Self.writeDataLines(raw, into: &buffer)
                 return
             }
             writeHead(into: &buffer)
@@ -197,6 +195,24 @@ extension OpenAIChatServer {
                 buffer.writeRaw("null")
             }
             buffer.writeRaw("}]}\n\n")
+        }
+
+        /// `data` as one event: a `data: ` field per line, since an event that arrived in several `data:` lines was
+        /// joined with line feeds (written on one line, the second would be a bare line the client cannot parse).
+        static func writeDataLines(_ data: String, into buffer: inout ByteBuffer) {
+            buffer.writeRaw("data: ")
+            var data = data
+            data.withUTF8 { bytes in
+                let raw = UnsafeRawBufferPointer(bytes)
+                var start = 0
+                for index in raw.indices where raw[index] == 0x0A {
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<index]))
+                    buffer.writeRaw("\ndata: ")
+                    start = index + 1
+                }
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start...]))
+            }
+            buffer.writeRaw("\n\n")
         }
 
         /// Writes the clean end: the usage chunk when asked for and known, then `data: [DONE]`.

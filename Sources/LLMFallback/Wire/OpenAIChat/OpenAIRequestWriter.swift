@@ -139,7 +139,8 @@ extension OpenAIRequestBody {
     /// The client's own body (``ChatRequest/passthrough``), with only what this provider needs changed: `model`
     /// (left out for Azure, whose URL names the deployment), the token limit spelled the provider's way, `stream`
     /// and `stream_options` (the chain needs the usage chunk), messages the chain appended written after the
-    /// client's, and the members in `dropping` left out. Every other member is written as the client sent it, in
+    /// client's (all of them from the neutral model when the client's carry provider state in their ids), and the
+    /// members in `dropping` left out. Every other member is written as the client sent it, in
     /// its order, numbers exact.
     func writePassthrough(_ passthrough: PassthroughBody, dropping: [String]) throws(NonFiniteNumber) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: estimatedSize + 256)
@@ -172,6 +173,15 @@ extension OpenAIRequestBody {
                 continue
             case "stream_options":
                 if case .object(let options) = value { streamOptions = options }
+            case "messages" where passthrough.messagesCarryProviderState:
+                // Written from the neutral messages: their ids without the state only the chain reads.
+                key(name)
+                buffer.writeInteger(UInt8(ascii: "["))
+                for (offset, message) in request.messages.enumerated() {
+                    if offset > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                    Self.write(message, into: &buffer)
+                }
+                buffer.writeInteger(UInt8(ascii: "]"))
             case "messages" where request.messages.count != passthrough.messageCount:
                 key(name)
                 buffer.writeInteger(UInt8(ascii: "["))
