@@ -89,7 +89,7 @@ struct ModelRouter: Sendable {
     /// The chain serving `model`, or `nil`.
     func chain(for model: String) -> String? {
         if let chain = exact[model] { return chain }
-        if model.utf8.count <= ModelRouting.longestModelName {
+        if !patterns.isEmpty, model.utf8.count <= ModelRouting.longestModelName {
             let name = Array(model.utf8)
             for (pattern, chain) in patterns where Self.matches(name, pattern) { return chain }
         }

@@ -88,6 +88,9 @@ struct ModelRoutingTests {
             #expect((data.first?["created_at"] as? String)?.hasSuffix("Z") == true)
             #expect(withKey.json["has_more"] as? Bool == false)
             #expect(withKey.json["first_id"] as? String == "default")
+            let one = try await gateway.send(
+                .GET, "/v1/models/default", headers: [("x-api-key", "gateway-test-key"), ("anthropic-version", "2023-06-01")])
+            #expect(one.json["type"] as? String == "model" && one.json["id"] as? String == "default")
             let wrong = try await gateway.send(.GET, "/v1/models", headers: [("x-api-key", "not-the-key")])
             #expect(wrong.status == 401)
             let empty = try await gateway.send(.GET, "/v1/models", headers: [("x-api-key", "")])

@@ -143,6 +143,45 @@ import Testing
     }
 }
 
+@Suite struct PassthroughWritingTests {
+    static let clientBody = #"{"model":"chain","messages":[{"role":"user","content":"Hi","x_future":1}],"store":true,"max_completion_tokens":9,"stream":false}"#
+
+    static func request() throws -> ChatRequest {
+        let members = try #require(try JSONValue(parsing: clientBody).members)
+        var request = ChatRequest(messages: [.user("Hi")], maxTokens: 9)
+        request.passthrough = PassthroughBody(format: .openAI, body: members, unmodelledKeys: ["store"], messageCount: 1)
+        return request
+    }
+
+    static func sent(_ request: ChatRequest, to provider: ResolvedProvider, stream: Bool = false) throws -> JSONObject {
+        let parts = try provider.kind.wireFormat.adapter.makeRequest(request, for: provider, stream: stream)
+        let bytes = try #require(parts.body)
+        return try #require(try JSONValue(parsing: String(buffer: bytes)).members)
+    }
+
+    @Test func messagesTheChainAppendsFollowTheClientsOwn() throws {
+        var request = try Self.request()
+        request.messages.append(.assistant("Hel"))  // a continuation's prefill
+        let body = try Self.sent(request, to: try Provider("groq", model: "llama", apiKey: "k").resolved())
+        let messages = try #require(body["messages"]?.arrayValue)
+        #expect(messages.count == 2)
+        #expect(messages[0] == ["role": "user", "content": "Hi", "x_future": 1])
+        #expect(messages[1]["role"] == "assistant" && messages[1]["content"] == "Hel")
+        #expect(body["max_tokens"] == 9 && body["max_completion_tokens"] == nil)
+        #expect(body["store"] == true)
+    }
+
+    @Test func azureGetsNoModelAndAStreamGetsUsage() throws {
+        var azure = Provider("azure", model: "my-deployment", apiKey: "k", baseURL: "https://x.openai.azure.com")
+        azure.name = "azure"
+        let body = try Self.sent(try Self.request(), to: try azure.resolved(), stream: true)
+        #expect(body["model"] == nil)
+        #expect(body["stream"] == true)
+        #expect(body["stream_options"] == ["include_usage": true])
+        #expect(body.keys.first == "messages")
+    }
+}
+
 @Suite struct ProviderStateTests {
     @Test func anIDCarriesStateAndGivesItBack() {
         let state = ProviderState(origin: "gemini:gemini-3-pro-preview", value: "CiQB+/=sig")
