@@ -55,7 +55,7 @@ struct GatewayError: Error, Sendable {
 
     static let missingKey = GatewayError(
         status: 401,
-        message: "You didn't provide an API key: send it as 'Authorization: Bearer <key>'",
+        message: "You didn't provide an API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
         type: "invalid_request_error",
         code: "missing_api_key"
     )

@@ -41,11 +41,13 @@ public enum GatewayMetrics {
 final class GatewayInstruments: Sendable {
     /// The routes, as metric labels.
     enum Route: Int, CaseIterable, Sendable {
-        case chatCompletions, models, health, healthProviders, metrics, other
+        case chatCompletions, messages, countTokens, models, health, healthProviders, metrics, other
 
         var label: String {
             switch self {
             case .chatCompletions: return "chat_completions"
+            case .messages: return "messages"
+            case .countTokens: return "count_tokens"
             case .models: return "models"
             case .health: return "health"
             case .healthProviders: return "health_providers"
@@ -60,7 +62,7 @@ final class GatewayInstruments: Sendable {
     static let streamsName = "llm_fallback_gateway_open_streams"
     static let durationName = "llm_fallback_gateway_request_duration_seconds"
     /// Statuses whose counters are created up front, so the request path only reads an immutable table.
-    static let commonStatuses = [200, 400, 401, 404, 405, 413, 429, 499, 500, 502, 503, 504]
+    static let commonStatuses = [200, 400, 401, 403, 404, 405, 413, 429, 499, 500, 502, 503, 504, 529]
 
     let registry: PrometheusCollectorRegistry
     let inFlight: Prometheus.Gauge

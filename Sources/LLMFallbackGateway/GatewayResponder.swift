@@ -51,6 +51,8 @@ final class GatewayCore: Sendable {
     let authenticator: APIKeyAuthenticator
     let redactor: Redactor
     let ids = CompletionIDs()
+    let messageIDs = CompletionIDs(prefix: "msg_")
+    let requestIDs = CompletionIDs(prefix: "req_")
     let executors = EventLoopTaskExecutors()
     let allocator = ByteBufferAllocator()
     let startedAt: Int
@@ -113,6 +115,23 @@ final class GatewayCore: Sendable {
             } else {
                 response = errorResponse(.overloaded(what: "requests", limit: limiter.requests.limit))
             }
+        case .messages(let requestID):
+            route = .messages
+            if limiter.requests.tryAcquire() {
+                let answer = await messages(request, requestID: requestID, context: context)
+                if !answer.holdsPlace { limiter.requests.release() }
+                response = answer.response
+            } else {
+                response = anthropicErrorResponse(.overloaded(what: "requests", limit: limiter.requests.limit), requestID: requestID)
+            }
+        case .countTokens(let requestID):
+            route = .countTokens
+            if limiter.requests.tryAcquire() {
+                response = await countTokens(request, requestID: requestID)
+                limiter.requests.release()
+            } else {
+                response = anthropicErrorResponse(.overloaded(what: "requests", limit: limiter.requests.limit), requestID: requestID)
+            }
         }
         instruments.record(route: route, status: response.status.code, duration: start.duration(to: .now))
         return response
@@ -122,6 +141,10 @@ final class GatewayCore: Sendable {
         case answered(GatewayInstruments.Route, Response)
         /// An authorised `POST` of a chat completion.
         case chatCompletion
+        /// An authorised `POST /v1/messages` (Anthropic Messages), with its `request-id`.
+        case messages(requestID: String)
+        /// An authorised `POST /v1/messages/count_tokens`, with its `request-id`.
+        case countTokens(requestID: String)
     }
 
     /// The answer to every request but an authorised chat completion.
@@ -137,6 +160,16 @@ final class GatewayCore: Sendable {
                 return .answered(.chatCompletions, refusal)
             }
             return .chatCompletion
+        case "/v1/messages", "/messages", "/v1/messages/count_tokens", "/messages/count_tokens":
+            let counting = path.hasSuffix("/count_tokens")
+            let route: GatewayInstruments.Route = counting ? .countTokens : .messages
+            let requestID = requestIDs.next()
+            if method != .post {
+                return .answered(route, anthropicErrorResponse(.methodNotAllowed(method: method, path: path), requestID: requestID))
+            } else if let refusal = authenticate(request, requestID: requestID) {
+                return .answered(route, refusal)
+            }
+            return counting ? .countTokens(requestID: requestID) : .messages(requestID: requestID)
         case "/health":
             return .answered(.health, method == .get ? jsonResponse(healthBody) : errorResponse(.methodNotAllowed(method: method, path: path)))
         case "/v1/models", "/models":
@@ -166,8 +199,9 @@ final class GatewayCore: Sendable {
         }
     }
 
-    /// `nil` when the request may pass; otherwise the `401` to answer.
-    func authenticate(_ request: Request) -> Response? {
+    /// `nil` when the request may pass; otherwise the `401` to answer (in Anthropic's format, with its
+    /// `request-id`, when `requestID` is given).
+    func authenticate(_ request: Request, requestID: String? = nil) -> Response? {
         guard authenticator.isEnabled else { return nil }
         let verdict: APIKeyAuthenticator.Verdict
         if let authorization = request.headers[.authorization] {
@@ -175,11 +209,16 @@ final class GatewayCore: Sendable {
         } else {
             verdict = authenticator.check(apiKey: request.headers[Self.apiKeyHeader])
         }
+        let error: GatewayError
         switch verdict {
         case .allowed: return nil
-        case .missing: return errorResponse(.missingKey, extraHeaders: [.wwwAuthenticate: "Bearer"])
-        case .refused: return errorResponse(.invalidKey, extraHeaders: [.wwwAuthenticate: "Bearer"])
+        case .missing: error = .missingKey
+        case .refused: error = .invalidKey
         }
+        if let requestID {
+            return anthropicErrorResponse(error, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"])
+        }
+        return errorResponse(error, extraHeaders: [.wwwAuthenticate: "Bearer"])
     }
 
     // MARK: - Chat completions
@@ -191,25 +230,33 @@ final class GatewayCore: Sendable {
         var holdsPlace = false
     }
 
-    func chatCompletions(_ request: Request, context: GatewayRequestContext) async -> Answer {
+    /// The request's body, read up to ``GatewayConfiguration/maxBodySize``; the error to answer otherwise.
+    func readBody(_ request: Request) async -> Result<ByteBuffer, GatewayError> {
         let limit = configuration.maxBodySize
         if let declared = request.headers[.contentLength] {
             // Digits only, and no more of them than a limit can have: no conversion to trap on, no overflow.
             let digits = declared.utf8
             guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                return Answer(response: errorResponse(.invalidRequest("invalid content-length")))
+                return .failure(.invalidRequest("invalid content-length"))
             }
             if digits.count > 18 || Int(declared).map({ $0 > limit }) ?? true {
-                return Answer(response: errorResponse(.bodyTooLarge(limit: limit)))
+                return .failure(.bodyTooLarge(limit: limit))
             }
         }
-        let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: limit)
+            return .success(try await request.body.collect(upTo: limit))
         } catch is NIOTooManyBytesError {
-            return Answer(response: errorResponse(.bodyTooLarge(limit: limit)))
+            return .failure(.bodyTooLarge(limit: limit))
         } catch {
-            return Answer(response: errorResponse(.invalidRequest("the request body could not be read")))
+            return .failure(.invalidRequest("the request body could not be read"))
+        }
+    }
+
+    func chatCompletions(_ request: Request, context: GatewayRequestContext) async -> Answer {
+        let body: ByteBuffer
+        switch await readBody(request) {
+        case .success(let read): body = read
+        case .failure(let error): return Answer(response: errorResponse(error))
         }
         let parsed: ChatCompletionRequest
         let chain: FallbackChain
@@ -287,7 +334,7 @@ final class GatewayCore: Sendable {
     func streamCompletion(_ parsed: ChatCompletionRequest, chain: FallbackChain, watch: ConnectionWatch?, eventLoop: any EventLoop) async -> Answer {
         // The stream's task runs on this connection's event loop, like the request (see EventLoopTaskExecutor).
         let executor = executors.executor(for: eventLoop)
-        let source = ChunkSource(chain.stream(parsed.request, options: .init(taskExecutor: executor)))
+        let source = ChunkSource<OpenAIChatServer.StreamEncoder>(chain.stream(parsed.request, options: .init(taskExecutor: executor)))
         let first: ChatChunk?
         do {
             first = try await watch.cancelling { try await source.next() }
@@ -339,7 +386,7 @@ final class GatewayCore: Sendable {
     /// An open stream keeps its task's async frames for as long as it runs (a thousand streams, a thousand sets of
     /// frames), so this loop keeps only a buffer across its suspensions: the chunks are taken and encoded by
     /// ``ChunkSource/nextEvents(allocator:)``, and the ending is worked out synchronously.
-    func writeStream(_ source: ChunkSource, writer: inout any ResponseBodyWriter) async throws {
+    func writeStream<Encoder: GatewayStreamEncoding>(_ source: ChunkSource<Encoder>, writer: inout any ResponseBodyWriter) async throws {
         try await source.watch.cancelling {
             while let events = await source.nextEvents(allocator: allocator) {
                 try await writer.write(events)
@@ -350,7 +397,7 @@ final class GatewayCore: Sendable {
     }
 
     /// The last bytes of a stream: `data: [DONE]` (after the usage chunk, when asked for), or the error event.
-    func streamEnding(_ source: ChunkSource) -> ByteBuffer {
+    func streamEnding<Encoder: GatewayStreamEncoding>(_ source: ChunkSource<Encoder>) -> ByteBuffer {
         var failure = source.failure
         if failure == nil && (Task.isCancelled || source.watch?.isClosed == true) {
             failure = CancellationError()
@@ -369,12 +416,13 @@ final class GatewayCore: Sendable {
         switch failure {
         case let gatewayError as GatewayError: error = gatewayError
         case is StreamRestarted: error = .restarted(failure, redactor: redactor)
+        case let refused as StreamSpliceRefused: error = .spliceRefused(provider: refused.provider, redactor: redactor)
         default: error = .from(failure, redactor: redactor, detailed: configuration.exposeUpstreamErrors)
         }
         if error.status != 499 {
             let detailed: GatewayError
             switch failure {
-            case is GatewayError, is StreamRestarted: detailed = error
+            case is GatewayError, is StreamRestarted, is StreamSpliceRefused: detailed = error
             default: detailed = .from(failure, redactor: redactor, detailed: true)
             }
             logger.warning(
@@ -382,7 +430,7 @@ final class GatewayCore: Sendable {
                 metadata: ["chain": "\(source.chainName)", "status": "\(error.status)", "error": "\(detailed.message)"]
             )
         }
-        OpenAIChatServer.StreamEncoder.writeErrorEvent(message: error.message, type: error.type, param: error.param, code: error.code, into: &buffer)
+        source.writeError(error, into: &buffer)
         return buffer
     }
 
@@ -475,6 +523,19 @@ extension GatewayError {
         code: "shutting_down"
     )
 
+    /// An Anthropic stream relayed event by event cannot take in another attempt's events: the stream ends here.
+    static func spliceRefused(provider: String, redactor: Redactor) -> GatewayError {
+        GatewayError(
+            status: 502,
+            message: redactor.redact(
+                "the stream broke after it started and the chain went on with \(provider), whose events cannot be "
+                    + "joined to the Anthropic events already relayed; this stream ends here"
+            ),
+            type: "upstream_error",
+            code: "stream_interrupted"
+        )
+    }
+
     /// The OpenAI stream format cannot take back text already sent, so a chain configured with the `restart`
     /// mid-stream policy ends the gateway's stream with this error instead of splicing two answers together.
     static func restarted(_ error: any Error, redactor: Redactor) -> GatewayError {
@@ -492,15 +553,43 @@ extension GatewayError {
     }
 }
 
+/// How a gateway surface writes a stream: the chunks, the end, and the error event of a stream that fails after
+/// it started. Written once per surface; ``ChunkSource`` is generic over it, so the relay loop has no dynamic
+/// dispatch.
+protocol GatewayStreamEncoding {
+    /// Writes the events for `chunk`; returns the error that must end the stream instead (a chunk the client's
+    /// format cannot express).
+    mutating func encode(_ chunk: ChatChunk, into buffer: inout ByteBuffer) -> (any Error)?
+    /// Writes the end of a stream that finished.
+    mutating func encodeEnd(into buffer: inout ByteBuffer)
+    /// Writes the error event of a stream that failed after it started: never a clean end.
+    mutating func encodeError(_ error: GatewayError, into buffer: inout ByteBuffer)
+}
+
+extension OpenAIChatServer.StreamEncoder: GatewayStreamEncoding {
+    mutating func encode(_ chunk: ChatChunk, into buffer: inout ByteBuffer) -> (any Error)? {
+        write(chunk, into: &buffer)
+        return nil
+    }
+
+    mutating func encodeEnd(into buffer: inout ByteBuffer) {
+        writeEnd(into: &buffer)
+    }
+
+    mutating func encodeError(_ error: GatewayError, into buffer: inout ByteBuffer) {
+        Self.writeErrorEvent(message: error.message, type: error.type, param: error.param, code: error.code, into: &buffer)
+    }
+}
+
 /// The chain's stream as the gateway relays it: the iterator, shared by the request handler (first chunk) and the
 /// response body writer (the rest), with the encoder and how the stream ended.
 ///
 /// Both run one after the other on the connection's task, never at once, which is what makes the unchecked
 /// `Sendable` sound. Releasing it ends the chain's stream, and with it the upstream request.
-final class ChunkSource: @unchecked Sendable {
+final class ChunkSource<Encoder: GatewayStreamEncoding>: @unchecked Sendable {
     private var iterator: AsyncThrowingStream<ChatChunk, any Error>.AsyncIterator?
     private var pending: ChatChunk?
-    private var encoder: OpenAIChatServer.StreamEncoder?
+    private var encoder: Encoder?
     private(set) var watch: ConnectionWatch?
     private(set) var chainName = ""
     /// Why the stream stopped early, if it did.
@@ -515,7 +604,7 @@ final class ChunkSource: @unchecked Sendable {
     }
 
     /// Sets up the relay of the rest of the stream, starting with `first` (already taken by the handler).
-    func relay(first: ChatChunk?, encoder: OpenAIChatServer.StreamEncoder, watch: ConnectionWatch?, chainName: String) {
+    func relay(first: ChatChunk?, encoder: Encoder, watch: ConnectionWatch?, chainName: String) {
         self.pending = first
         self.encoder = encoder
         self.watch = watch
@@ -549,14 +638,23 @@ final class ChunkSource: @unchecked Sendable {
             failure = StreamRestarted(provider: chunk.provider)
             return nil
         }
-        var buffer = allocator.buffer(capacity: 192 + chunk.content.utf8.count)
-        encoder?.write(chunk, into: &buffer)
+        var buffer = allocator.buffer(capacity: 192 + chunk.content.utf8.count + (chunk.rawData?.utf8.count ?? 0))
+        if let refusal = encoder?.encode(chunk, into: &buffer) {
+            failure = refusal
+            return nil
+        }
         return buffer.readableBytes > 0 ? buffer : nil
     }
 
-    /// Writes the end of a stream that finished: the usage chunk (when asked for) and `data: [DONE]`.
+    /// Writes the end of a stream that finished: for OpenAI's format, the usage chunk (when asked for) and
+    /// `data: [DONE]`; for Anthropic's, the closing events.
     func writeEnd(into buffer: inout ByteBuffer) {
-        encoder?.writeEnd(into: &buffer)
+        encoder?.encodeEnd(into: &buffer)
+    }
+
+    /// Writes the event that ends a stream that failed after it started.
+    func writeError(_ error: GatewayError, into buffer: inout ByteBuffer) {
+        encoder?.encodeError(error, into: &buffer)
     }
 
     /// Ends the chain's stream now (its task is cancelled when the last iterator goes).

@@ -9,10 +9,11 @@ final class CompletionIDs: Sendable {
     private let prefix: String
     private let counter = Atomic<UInt64>(0)
 
-    init() {
+    /// Creates ids `prefix` + 12 random characters + a counter: `chatcmpl-...`, Anthropic's `msg_...`, `req_...`.
+    init(prefix: String = "chatcmpl-") {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         var generator = SystemRandomNumberGenerator()
-        prefix = "chatcmpl-" + String((0..<12).map { _ in alphabet.randomElement(using: &generator)! })
+        self.prefix = prefix + String((0..<12).map { _ in alphabet.randomElement(using: &generator)! })
     }
 
     func next() -> String {

@@ -149,15 +149,34 @@ public struct PassthroughBody: Hashable, Sendable {
     /// Whether the client's messages carry what only the chain may read (``ProviderState`` inside tool call ids):
     /// they are then written from the provider-neutral messages, so that the state reaches no other provider.
     public var messagesCarryProviderState: Bool
+    /// What the body holds below its top level that the provider-neutral request does not carry (thinking blocks,
+    /// `cache_control`, server tools): reported as dropped, with ``unmodelledKeys``, by a provider of another format.
+    public var unmappedContent: [String]
+    /// The client's request headers that belong to the format and travel with the body to a provider of the same
+    /// format, by lowercased name (Anthropic's `anthropic-version` and `anthropic-beta`). Never a key.
+    public var headers: [String: String]
 
     /// Creates a passthrough body.
     public init(
-        format: WireFormat, body: JSONObject, unmodelledKeys: [String], messageCount: Int, messagesCarryProviderState: Bool = false
+        format: WireFormat,
+        body: JSONObject,
+        unmodelledKeys: [String],
+        messageCount: Int,
+        messagesCarryProviderState: Bool = false,
+        unmappedContent: [String] = [],
+        headers: [String: String] = [:]
     ) {
         self.format = format
         self.body = body
         self.unmodelledKeys = unmodelledKeys
         self.messageCount = messageCount
         self.messagesCarryProviderState = messagesCarryProviderState
+        self.unmappedContent = unmappedContent
+        self.headers = headers
+    }
+
+    /// What a provider of another format cannot be sent: the unmodelled top-level members, then the nested content.
+    public var droppedAcrossFormats: [String] {
+        unmappedContent.isEmpty ? unmodelledKeys : unmodelledKeys + unmappedContent
     }
 }

@@ -111,6 +111,9 @@ public struct ChatChunk: Sendable, Hashable {
     /// The request's parameters that this chunk's provider could not be sent (see
     /// ``ChatResponse/droppedParameters``).
     public var droppedParameters: [String] = []
+    /// Whether the chunk only relays a provider's keep-alive (an Anthropic `ping`): it shows the connection
+    /// lives, not that the answer progresses, so it resets no stall timer.
+    package var isKeepAlive = false
 
     /// Creates a chunk.
     public init(

@@ -144,6 +144,7 @@ extension FallbackChain {
             progress: progress,
             watch: watch,
             continuation: continuation,
+            request: request,
             droppedParameters: dropped
         )
         do {

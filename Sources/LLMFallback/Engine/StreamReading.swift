@@ -35,6 +35,7 @@ extension FallbackChain {
             progress: StreamProgress,
             watch: StreamWatch,
             continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation,
+            request: ChatRequest,
             droppedParameters: [String] = []
         ) {
             self.droppedParameters = droppedParameters
@@ -45,7 +46,7 @@ extension FallbackChain {
             self.progress = progress
             self.watch = watch
             self.continuation = continuation
-            self.decoder = entry.adapter.makeStreamDecoder(for: resolved)
+            self.decoder = entry.adapter.makeStreamDecoder(for: resolved, request: request)
             self.summary = StreamSummary(content: "", model: entry.provider.model)
             self.parser = ServerSentEventParser(maximumEventBytes: chain.configuration.maxStreamEventBytes)
             self.maximumBytes = chain.configuration.maxResponseBytes
@@ -99,7 +100,7 @@ extension FallbackChain {
                     }
                     for held in pending { continuation.yield(held) }
                     pending.removeAll()
-                } else {
+                } else if !chunk.isKeepAlive {
                     watch.state.locked { $0.lastActivity = now }
                 }
                 deliveredHere += 1

@@ -36,11 +36,18 @@ public struct AnthropicAdapter: ProviderAdapter {
     public func makeRequest(_ request: ChatRequest, for provider: ResolvedProvider, stream: Bool) throws(ProviderError) -> HTTPRequestParts {
         var headers = HTTPHeaders()
         headers.addJSONHeaders()
-        if let key = provider.apiKey { headers.add(name: "x-api-key", value: key) }
-        headers.add(name: "anthropic-version", value: provider.provider.apiVersion ?? Self.defaultAPIVersion)
+        let passthrough = request.passthrough?.format == .anthropic ? request.passthrough : nil
+        Self.addHeaders(to: &headers, for: provider, passthrough: passthrough)
         if stream { headers.replaceOrAdd(name: "accept", value: "text/event-stream") }
         for (name, value) in provider.provider.headers.sorted(by: { $0.key < $1.key }) {
             headers.replaceOrAdd(name: name, value: value)
+        }
+        if let passthrough {
+            let bytes = try Self.writePassthrough(
+                passthrough, request: request, model: provider.provider.model, stream: stream,
+                dropping: provider.provider.dropParameters
+            )
+            return HTTPRequestParts(method: .POST, url: "\(provider.baseURL)/v1/messages", headers: headers, body: bytes)
         }
         let conversation = try Self.conversation(request.messages)
         var system = conversation.system
@@ -56,7 +63,128 @@ public struct AnthropicAdapter: ProviderAdapter {
     }
 
     public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] {
-        AnthropicRequestBody.droppedParameters(of: request)
+        if let passthrough = request.passthrough, passthrough.format == .anthropic {
+            return provider.provider.dropParameters.filter { passthrough.body.contains(key: $0) }
+        }
+        return AnthropicRequestBody.droppedParameters(of: request)
+    }
+
+    /// The key, and `anthropic-version` and `anthropic-beta`: the provider's configured version first, then the
+    /// client's (for a passthrough body, written against it), then ``defaultAPIVersion``; the client's betas.
+    static func addHeaders(to headers: inout HTTPHeaders, for provider: ResolvedProvider, passthrough: PassthroughBody?) {
+        if let key = provider.apiKey { headers.add(name: "x-api-key", value: key) }
+        let version = provider.provider.apiVersion ?? passthrough?.headers["anthropic-version"] ?? Self.defaultAPIVersion
+        headers.add(name: "anthropic-version", value: version)
+        if let beta = passthrough?.headers["anthropic-beta"], !beta.isEmpty {
+            headers.add(name: "anthropic-beta", value: beta)
+        }
+    }
+
+    /// The client's own Messages body (``ChatRequest/passthrough``) with only what the chain must change: `model`,
+    /// `stream`, messages the chain appended (a continuation's prefill) written after the client's, and the
+    /// members in `dropping` left out. Every other member (`cache_control`, `thinking`, `metadata`, tool types and
+    /// fields added later) goes as the client sent it, in its order, numbers exact.
+    static func writePassthrough(
+        _ passthrough: PassthroughBody, request: ChatRequest, model: String, stream: Bool, dropping: [String]
+    ) throws(ProviderError) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 1024)
+        buffer.writeInteger(UInt8(ascii: "{"))
+        var first = true
+        func key(_ name: String) {
+            if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+            first = false
+            buffer.writeJSONString(name)
+            buffer.writeInteger(UInt8(ascii: ":"))
+        }
+        if !passthrough.body.contains(key: "model") {
+            key("model")
+            buffer.writeJSONString(model)
+        }
+        do {
+            for (name, value) in passthrough.body where !dropping.contains(name) {
+                switch name {
+                case "model":
+                    key(name)
+                    buffer.writeJSONString(model)
+                case "stream":
+                    continue
+                case "messages" where request.messages.count > passthrough.messageCount:
+                    key(name)
+                    buffer.writeInteger(UInt8(ascii: "["))
+                    var count = 0
+                    for element in value.arrayValue ?? [] {
+                        if count > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                        try buffer.writeJSONValue(element)
+                        count += 1
+                    }
+                    let appended = try conversation(Array(request.messages.dropFirst(passthrough.messageCount))).turns
+                    for turn in appended {
+                        if count > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                        try buffer.writeJSONValue(turn.json)
+                        count += 1
+                    }
+                    buffer.writeInteger(UInt8(ascii: "]"))
+                default:
+                    key(name)
+                    try buffer.writeJSONValue(value)
+                }
+            }
+        } catch {
+            throw ProviderError(.invalidRequest, message: "the request holds a number JSON cannot carry (NaN or infinity)")
+        }
+        if stream {
+            key("stream")
+            buffer.writeRaw("true")
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+        return buffer
+    }
+
+    /// The request for `POST /v1/messages/count_tokens`: a passthrough body as the client sent it (model
+    /// replaced), or the neutral request's conversation, system, tools and thinking.
+    public func makeCountTokensRequest(_ request: ChatRequest, for provider: ResolvedProvider) throws(ProviderError) -> HTTPRequestParts {
+        var headers = HTTPHeaders()
+        headers.addJSONHeaders()
+        let passthrough = request.passthrough?.format == .anthropic ? request.passthrough : nil
+        Self.addHeaders(to: &headers, for: provider, passthrough: passthrough)
+        for (name, value) in provider.provider.headers.sorted(by: { $0.key < $1.key }) {
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        let url = "\(provider.baseURL)/v1/messages/count_tokens"
+        if let passthrough {
+            var counted = request
+            counted.messages = Array(request.messages.prefix(passthrough.messageCount))
+            let bytes = try Self.writePassthrough(passthrough, request: counted, model: provider.provider.model, stream: false, dropping: [])
+            return HTTPRequestParts(method: .POST, url: url, headers: headers, body: bytes)
+        }
+        let conversation = try Self.conversation(request.messages)
+        var system = conversation.system
+        if let instruction = Self.jsonInstruction(for: request.responseFormat) { system.append(instruction) }
+        var body = AnthropicRequestBody(
+            request: request,
+            model: provider.provider.model,
+            system: system.isEmpty ? nil : system.joined(separator: "\n\n"),
+            messages: conversation.turns.map(\.json),
+            stream: false
+        ).json
+        for name in ["max_tokens", "temperature", "top_p", "stop_sequences", "metadata", "stream"] {
+            body[name] = nil
+        }
+        return HTTPRequestParts(method: .POST, url: url, headers: headers, body: try WireJSON.write(body))
+    }
+
+    /// The count in a `count_tokens` answer: `{"input_tokens": 1234}`.
+    public func decodeCountTokensResponse(_ body: ByteBuffer) throws(ProviderError) -> Int {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(body)
+        } catch {
+            throw ProviderError(.invalidResponse, message: "malformed count_tokens answer: \(error); body: \(WireJSON.snippet(body))")
+        }
+        guard case .int(let count)? = root.objectValue?["input_tokens"], count >= 0 else {
+            throw ProviderError(.invalidResponse, message: "count_tokens answer without a valid 'input_tokens'; body: \(WireJSON.snippet(body))")
+        }
+        return count
     }
 
     public func decodeResponse(_ body: ByteBuffer, headers: HTTPHeaders, for provider: ResolvedProvider) throws(ProviderError) -> ChatResponse {
@@ -83,7 +211,7 @@ public struct AnthropicAdapter: ProviderAdapter {
                 continue
             }
         }
-        return ChatResponse(
+        var response = ChatResponse(
             content: text,
             toolCalls: toolCalls,
             finishReason: message.stopReason.map(Self.finishReason),
@@ -94,6 +222,8 @@ public struct AnthropicAdapter: ProviderAdapter {
             model: message.model ?? provider.provider.model,
             rawBody: body.getData(at: body.readerIndex, length: body.readableBytes)
         )
+        response.wireFormat = .anthropic
+        return response
     }
 
     public func classifyError(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> ProviderError {
@@ -105,6 +235,14 @@ public struct AnthropicAdapter: ProviderAdapter {
 
     public func makeStreamDecoder(for provider: ResolvedProvider) -> any StreamDecoder {
         AnthropicStreamDecoder(provider: provider.kind.name, model: provider.provider.model)
+    }
+
+    /// For a passthrough of the client's Anthropic body, a decoder that relays every event (see
+    /// ``AnthropicStreamDecoder/relaysEvents``).
+    public func makeStreamDecoder(for provider: ResolvedProvider, request: ChatRequest) -> any StreamDecoder {
+        var decoder = AnthropicStreamDecoder(provider: provider.kind.name, model: provider.provider.model)
+        decoder.relaysEvents = request.passthrough?.format == .anthropic
+        return decoder
     }
 
     // MARK: Mapping
@@ -295,6 +433,11 @@ public struct AnthropicStreamDecoder: StreamDecoder {
     /// The `tool_use` blocks that received argument fragments.
     private var blocksWithArguments: Set<Int> = []
     public private(set) var isComplete = false
+    /// Whether every event is handed on with its own text as ``ChatChunk/rawData`` (format
+    /// ``WireFormat/anthropic``), those the neutral model has nothing for (thinking, signatures, pings, block
+    /// stops, `message_start`, `message_stop`) as chunks without content: so that a gateway can relay an
+    /// Anthropic stream to an Anthropic client exactly as it came. Off by default.
+    public var relaysEvents = false
 
     /// Creates a decoder for a stream from `provider` asked for `model`.
     public init(provider: String, model: String) {
@@ -303,6 +446,34 @@ public struct AnthropicStreamDecoder: StreamDecoder {
     }
 
     public mutating func decode(_ event: ServerSentEvent) throws(ProviderError) -> ChatChunk? {
+        let decoded = try decodeEvent(event)
+        guard relaysEvents else { return decoded }
+        var relayed = decoded ?? chunk()
+        relayed.rawData = Self.frame(event)
+        relayed.wireFormat = .anthropic
+        relayed.isKeepAlive = decoded == nil && (event.event ?? "") == "ping"
+        return relayed
+    }
+
+    /// An event as it is written on the wire: `event:` and `data:` lines and the blank line.
+    static func frame(_ event: ServerSentEvent) -> String {
+        var text = ""
+        text.reserveCapacity(event.data.utf8.count + 40)
+        if let name = event.event {
+            text += "event: "
+            text += name
+            text += "\n"
+        }
+        for line in event.data.split(separator: "\n", omittingEmptySubsequences: false) {
+            text += "data: "
+            text += line
+            text += "\n"
+        }
+        text += "\n"
+        return text
+    }
+
+    private mutating func decodeEvent(_ event: ServerSentEvent) throws(ProviderError) -> ChatChunk? {
         if event.data.allSatisfy(\.isWhitespace) {
             // Every Anthropic event carries JSON; an empty one can only be recognised by its name.
             if event.event == "message_stop" { isComplete = true }
@@ -463,7 +634,7 @@ struct AnthropicRequestBody {
             if request.topP != nil { dropped.append("top_p") }
         }
         if let passthrough = request.passthrough, passthrough.format != .anthropic {
-            dropped += passthrough.unmodelledKeys
+            dropped += passthrough.droppedAcrossFormats
         }
         return dropped
     }

@@ -86,7 +86,7 @@ public struct GeminiAdapter: ProviderAdapter {
         var dropped: [String] = []
         if request.parallelToolCalls != nil { dropped.append("parallel_tool_calls") }
         if request.user != nil { dropped.append("user") }
-        if let passthrough = request.passthrough, passthrough.format != .gemini { dropped += passthrough.unmodelledKeys }
+        if let passthrough = request.passthrough, passthrough.format != .gemini { dropped += passthrough.droppedAcrossFormats }
         return dropped
     }
 

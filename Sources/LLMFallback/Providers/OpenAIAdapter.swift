@@ -66,7 +66,7 @@ public struct OpenAIAdapter: ProviderAdapter {
             if passthrough.format.speaksOpenAIChat {
                 dropped = provider.provider.dropParameters.filter { passthrough.body.contains(key: $0) }
             } else {
-                dropped = passthrough.unmodelledKeys
+                dropped = passthrough.droppedAcrossFormats
             }
         } else if !provider.provider.dropParameters.isEmpty {
             dropped = provider.provider.dropParameters.filter { OpenAIRequestBody.writtenKeys(of: request).contains($0) }

@@ -31,6 +31,11 @@ public protocol ProviderAdapter: Sendable {
     /// Creates the state machine that turns this format's stream events into chunks.
     func makeStreamDecoder(for provider: ResolvedProvider) -> any StreamDecoder
 
+    /// Creates the stream decoder for one request: the chain calls this one, so that a format can decode a
+    /// request's stream its own way (Anthropic relays every event of a passthrough request). The default is
+    /// ``makeStreamDecoder(for:)``.
+    func makeStreamDecoder(for provider: ResolvedProvider, request: ChatRequest) -> any StreamDecoder
+
     /// The request's parameters that ``makeRequest(_:for:stream:)`` leaves out for `provider`, by their OpenAI
     /// names: those this format has no counterpart for, a passthrough body's members a provider of another format
     /// cannot be sent, and those the provider's configuration drops. The default is none.
@@ -39,6 +44,10 @@ public protocol ProviderAdapter: Sendable {
 
 extension ProviderAdapter {
     public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] { [] }
+
+    public func makeStreamDecoder(for provider: ResolvedProvider, request: ChatRequest) -> any StreamDecoder {
+        makeStreamDecoder(for: provider)
+    }
 }
 
 /// Turns one stream's Server-Sent Events into provider-neutral chunks, keeping the state a format needs

@@ -90,7 +90,7 @@ private struct Route {
         switch path {
         case "/v1/chat/completions":
             return Route(format: .openAI)
-        case "/v1/messages":
+        case "/v1/messages", "/v1/messages/count_tokens":
             return Route(format: .anthropic)
         default:
             break

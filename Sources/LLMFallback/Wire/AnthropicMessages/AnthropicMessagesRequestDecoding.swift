@@ -57,6 +57,18 @@ public enum AnthropicMessagesServer {
     /// - Returns: The request, its model and whether it streams.
     /// - Throws: ``WireRequestError`` naming what is wrong and where (`messages[2].content[0].tool_use_id`).
     public static func decodeRequest(_ body: ByteBuffer) throws(WireRequestError) -> Request {
+        try decode(body, countingTokens: false)
+    }
+
+    /// Decodes a `POST /v1/messages/count_tokens` body: a Messages request without `max_tokens` (nor `stream`),
+    /// which Anthropic refuses there.
+    ///
+    /// - Throws: ``WireRequestError`` naming what is wrong and where.
+    public static func decodeCountTokensRequest(_ body: ByteBuffer) throws(WireRequestError) -> Request {
+        try decode(body, countingTokens: true)
+    }
+
+    private static func decode(_ body: ByteBuffer, countingTokens: Bool) throws(WireRequestError) -> Request {
         guard body.readableBytes > 0 else {
             throw WireRequestError("the request body is empty: send a JSON object with 'model', 'max_tokens' and 'messages'")
         }
@@ -71,7 +83,8 @@ public enum AnthropicMessagesServer {
         }
         let reader = MemberReader(members, path: "")
         let model = try reader.requiredString("model")
-        guard let maxTokens = try reader.int("max_tokens") else { throw .missing("max_tokens") }
+        let declaredLimit = try reader.int("max_tokens")
+        guard let maxTokens = declaredLimit ?? (countingTokens ? 1 : nil) else { throw .missing("max_tokens") }
         guard maxTokens >= 1 else {
             throw .value("'max_tokens' must be at least 1", param: "max_tokens")
         }
@@ -89,7 +102,7 @@ public enum AnthropicMessagesServer {
         }
 
         var request = ChatRequest(messages: messages)
-        request.maxTokens = maxTokens
+        request.maxTokens = countingTokens ? declaredLimit : maxTokens
         request.temperature = try reader.double("temperature")
         request.topP = try reader.double("top_p")
         if let stops = try reader.array("stop_sequences") {
@@ -146,7 +159,8 @@ public enum AnthropicMessagesServer {
             format: .anthropic,
             body: members,
             unmodelledKeys: unmodelled,
-            messageCount: messages.count
+            messageCount: messages.count,
+            unmappedContent: decoder.unmapped.names
         )
         return Request(model: model, request: request, stream: stream, unmappedContent: decoder.unmapped.names)
     }

@@ -104,7 +104,8 @@ public enum GeminiGenerateServer {
             format: .gemini,
             body: original,
             unmodelledKeys: original.keys.filter { !modelledKeys.contains(camelCase($0)) },
-            messageCount: messages.count
+            messageCount: messages.count,
+            unmappedContent: decoder.unmapped.names
         )
         return Request(model: model, request: request, stream: stream, unmappedContent: decoder.unmapped.names)
     }

@@ -1,0 +1,270 @@
+import HTTPTypes
+import Hummingbird
+import LLMFallback
+import Logging
+import NIOCore
+
+/// The Anthropic Messages surface: `POST /v1/messages` and `POST /v1/messages/count_tokens`, for Claude Code and
+/// the `anthropic` SDKs pointed at the gateway with `ANTHROPIC_BASE_URL`.
+///
+/// A request is decoded by the format's server half into a ``ChatRequest`` that keeps the client's body
+/// (``ChatRequest/passthrough``) and its `anthropic-version` and `anthropic-beta` headers. An Anthropic provider is
+/// sent that body with only `model` changed and answers are relayed as it sent them, event by event; a provider of
+/// another format gets the request translated, and its answer comes back in Anthropic's shape and event grammar.
+/// Every answer and error carries a `request-id`; errors use Anthropic's `{"type":"error","error":{...}}`.
+extension GatewayCore {
+    static let requestIDHeader = HTTPField.Name("request-id")!
+    static let anthropicBetaHeader = HTTPField.Name("anthropic-beta")!
+    /// `counted` (a provider counted) or `estimate` (see ``TokenCount/estimate(for:)``), on `count_tokens` answers.
+    static let tokenCountHeader = HTTPField.Name("x-llm-fallback-token-count")!
+
+    /// The client's headers that travel with its body to an Anthropic provider: `anthropic-version`, and every
+    /// `anthropic-beta` line joined with commas.
+    func anthropicHeaders(_ request: Request) -> [String: String] {
+        var headers: [String: String] = [:]
+        if let version = request.headers[Self.anthropicVersionHeader], !version.isEmpty {
+            headers["anthropic-version"] = version
+        }
+        let betas = request.headers[values: Self.anthropicBetaHeader].filter { !$0.isEmpty }
+        if !betas.isEmpty { headers["anthropic-beta"] = betas.joined(separator: ",") }
+        return headers
+    }
+
+    /// `POST /v1/messages`.
+    func messages(_ request: Request, requestID: String, context: GatewayRequestContext) async -> Answer {
+        let body: ByteBuffer
+        switch await readBody(request) {
+        case .success(let read): body = read
+        case .failure(let error): return Answer(response: anthropicErrorResponse(error, requestID: requestID))
+        }
+        var decoded: AnthropicMessagesServer.Request
+        do {
+            decoded = try AnthropicMessagesServer.decodeRequest(body)
+        } catch {
+            return Answer(response: anthropicErrorResponse(.invalidRequest(error.message, param: error.param), requestID: requestID))
+        }
+        decoded.request.passthrough?.headers = anthropicHeaders(request)
+        guard let name = router.chain(for: decoded.model), let chain = chains[name] else {
+            return Answer(response: anthropicErrorResponse(.modelNotFound(decoded.model, available: chainNames), requestID: requestID))
+        }
+        let watch = connections.watch(for: context.channel)
+        if decoded.stream {
+            guard limiter.streams.tryAcquire() else {
+                return Answer(response: anthropicErrorResponse(.overloaded(what: "streams", limit: limiter.streams.limit), requestID: requestID))
+            }
+            return await streamMessages(
+                decoded, chain: chain, chainName: name, requestID: requestID, watch: watch, eventLoop: context.channel.eventLoop)
+        }
+        do {
+            let answer = try await watch.cancelling { try await chain.chat(decoded.request) }
+            return Answer(response: messageResponse(answer, requestID: requestID))
+        } catch {
+            return Answer(response: anthropicChainErrorResponse(error, chain: chain, chainName: name, requestID: requestID))
+        }
+    }
+
+    /// A `message` for an answer: an Anthropic provider's body as it came, any other's translated.
+    func messageResponse(_ answer: ChatResponse, requestID: String) -> Response {
+        let buffer: ByteBuffer
+        if answer.wireFormat == .anthropic, let raw = answer.rawBody, !raw.isEmpty {
+            var relayed = allocator.buffer(capacity: raw.count)
+            relayed.writeBytes(raw)
+            buffer = relayed
+        } else {
+            buffer = AnthropicMessagesServer.encodeResponse(answer, id: messageIDs.next(), model: answer.model)
+        }
+        var headers = answeredHeaders(provider: answer.provider, model: answer.model, attempts: answer.attempts, dropped: answer.droppedParameters)
+        headers[.contentType] = Self.jsonContentType
+        headers[Self.requestIDHeader] = requestID
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
+    }
+
+    /// The headers that say who answered, after how many attempts, and what could not be sent.
+    func answeredHeaders(provider: String, model: String, attempts: Int, dropped: [String]) -> HTTPFields {
+        var headers = HTTPFields()
+        headers.reserveCapacity(8)
+        headers[Self.providerHeader] = provider
+        headers[Self.modelHeader] = model
+        if attempts > 0 { headers[Self.attemptsHeader] = String(attempts) }
+        if !dropped.isEmpty { headers[Self.droppedParametersHeader] = dropped.joined(separator: ", ") }
+        return headers
+    }
+
+    /// Starts a streamed Messages answer once the chain has its first chunk, as ``streamCompletion(_:chain:watch:eventLoop:)``
+    /// does for OpenAI's format: a failover before the first content stays invisible, and a chain that fails
+    /// outright gets an honest status.
+    func streamMessages(
+        _ decoded: AnthropicMessagesServer.Request,
+        chain: FallbackChain,
+        chainName: String,
+        requestID: String,
+        watch: ConnectionWatch?,
+        eventLoop: any EventLoop
+    ) async -> Answer {
+        let executor = executors.executor(for: eventLoop)
+        let source = ChunkSource<AnthropicStreamRelay>(chain.stream(decoded.request, options: .init(taskExecutor: executor)))
+        let first: ChatChunk?
+        do {
+            first = try await watch.cancelling { try await source.next() }
+        } catch {
+            limiter.streams.release()
+            return Answer(response: anthropicChainErrorResponse(error, chain: chain, chainName: chainName, requestID: requestID))
+        }
+        if Task.isCancelled || watch?.isClosed == true {
+            limiter.streams.release()
+            return Answer(response: anthropicChainErrorResponse(CancellationError(), chain: chain, chainName: chainName, requestID: requestID))
+        }
+        let relay = AnthropicStreamRelay(first: first, id: messageIDs.next(), model: first?.model ?? decoded.model)
+        var headers = first.map {
+            answeredHeaders(provider: $0.provider, model: $0.model, attempts: $0.attempts, dropped: $0.droppedParameters)
+        } ?? HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        headers[Self.requestIDHeader] = requestID
+        let lease = InFlightLease(instruments, isStream: true, limiter: limiter)
+        source.relay(first: first, encoder: relay, watch: watch, chainName: chainName)
+        let response = Response(
+            status: .ok,
+            headers: headers,
+            body: ResponseBody { writer in
+                defer { lease.release() }
+                try await withTaskExecutorPreference(executor) {
+                    try await self.writeStream(source, writer: &writer)
+                }
+            }
+        )
+        return Answer(response: response, holdsPlace: true)
+    }
+
+    /// `POST /v1/messages/count_tokens`: counted by the chain's first healthy Anthropic provider, otherwise
+    /// estimated, and the `x-llm-fallback-token-count` header says which (never a silent zero).
+    func countTokens(_ request: Request, requestID: String) async -> Response {
+        let body: ByteBuffer
+        switch await readBody(request) {
+        case .success(let read): body = read
+        case .failure(let error): return anthropicErrorResponse(error, requestID: requestID)
+        }
+        var decoded: AnthropicMessagesServer.Request
+        do {
+            decoded = try AnthropicMessagesServer.decodeCountTokensRequest(body)
+        } catch {
+            return anthropicErrorResponse(.invalidRequest(error.message, param: error.param), requestID: requestID)
+        }
+        decoded.request.passthrough?.headers = anthropicHeaders(request)
+        guard let name = router.chain(for: decoded.model), let chain = chains[name] else {
+            return anthropicErrorResponse(.modelNotFound(decoded.model, available: chainNames), requestID: requestID)
+        }
+        let count: TokenCount
+        do {
+            count = try await chain.countTokens(decoded.request)
+        } catch {
+            return anthropicChainErrorResponse(error, chain: chain, chainName: name, requestID: requestID)
+        }
+        var buffer = allocator.buffer(capacity: 32)
+        buffer.writeRaw(#"{"input_tokens":"#)
+        buffer.writeJSONInt(count.inputTokens)
+        buffer.writeInteger(UInt8(ascii: "}"))
+        var headers = HTTPFields()
+        headers[.contentType] = Self.jsonContentType
+        headers[Self.requestIDHeader] = requestID
+        headers[Self.tokenCountHeader] = count.isEstimate ? "estimate" : "counted"
+        if let provider = count.providerName { headers[Self.providerHeader] = provider }
+        if let model = count.model { headers[Self.modelHeader] = model }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
+    }
+
+    // MARK: - Errors
+
+    /// An error in Anthropic's format, with the `request-id` header and `request_id` member.
+    func anthropicErrorResponse(_ error: GatewayError, requestID: String, extraHeaders: HTTPFields = [:]) -> Response {
+        var headers = extraHeaders
+        headers[.contentType] = Self.jsonContentType
+        headers[Self.requestIDHeader] = requestID
+        if let seconds = error.retryAfterSeconds {
+            headers[.retryAfter] = String(seconds)
+        }
+        let body = AnthropicMessagesServer.encodeError(type: error.anthropicType, message: error.message, requestID: requestID)
+        return Response(status: HTTPResponse.Status(code: error.status), headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+
+    /// The answer to what a chain threw, in Anthropic's format: as ``chainErrorResponse(_:chain:chainName:)``, and
+    /// `529 overloaded_error` when every provider that was tried said it was overloaded.
+    func anthropicChainErrorResponse(_ error: any Error, chain: FallbackChain, chainName: String, requestID: String) -> Response {
+        let providerCount = chain.providers.count
+        let detailed = GatewayError.from(error, redactor: redactor, providerCount: providerCount, detailed: true)
+        if detailed.status >= 500 {
+            logger.warning(
+                "request failed",
+                metadata: ["chain": "\(chainName)", "status": "\(detailed.status)", "error": "\(detailed.message)", "request_id": "\(requestID)"])
+        } else {
+            logger.debug(
+                "request refused",
+                metadata: ["chain": "\(chainName)", "status": "\(detailed.status)", "error": "\(detailed.message)", "request_id": "\(requestID)"])
+        }
+        var answered = configuration.exposeUpstreamErrors ? detailed : GatewayError.from(error, redactor: redactor, providerCount: providerCount)
+        if let failed = error as? AllProvidersFailed, !failed.failures.isEmpty, failed.failures.allSatisfy({ $0.kind == .overloaded }) {
+            answered.status = 529
+            answered.type = "overloaded_error"
+        }
+        return anthropicErrorResponse(answered, requestID: requestID)
+    }
+}
+
+extension GatewayError {
+    /// The Anthropic error `type` for this error's status (see ``AnthropicMessagesServer/errorType(forStatus:)``).
+    var anthropicType: String {
+        if status == 529 { return "overloaded_error" }
+        return AnthropicMessagesServer.errorType(forStatus: status)
+    }
+}
+
+/// A stream broke after it started and the chain continued it on another attempt, whose events cannot be spliced
+/// into an Anthropic stream relayed event by event (block indices, a second `message_start`).
+struct StreamSpliceRefused: Error {
+    var provider: String
+}
+
+/// Writes an Anthropic Messages stream from the chain's chunks.
+///
+/// When the first chunk came from an Anthropic provider (the client's body was passed through), every event of
+/// that attempt is relayed as the provider sent it (``ChatChunk/rawData``): thinking blocks and their signatures,
+/// citations, server tools and events added later reach the client intact. Otherwise the chunks are translated by
+/// ``AnthropicMessagesServer/StreamEncoder``: `message_start`, text and `tool_use` blocks, `message_delta` with the
+/// stop reason and usage, `message_stop`. A failure after the start ends the stream with an `error` event, never
+/// a clean `message_stop`.
+struct AnthropicStreamRelay: GatewayStreamEncoding {
+    /// The attempt whose events are relayed as they came; `nil` when translating.
+    private let relayedAttempt: Int?
+    private var translator: AnthropicMessagesServer.StreamEncoder
+
+    init(first: ChatChunk?, id: String, model: String) {
+        if let first, first.wireFormat == .anthropic, first.rawData != nil {
+            relayedAttempt = first.attempts
+        } else {
+            relayedAttempt = nil
+        }
+        translator = AnthropicMessagesServer.StreamEncoder(id: id, model: model)
+    }
+
+    mutating func encode(_ chunk: ChatChunk, into buffer: inout ByteBuffer) -> (any Error)? {
+        if let relayedAttempt {
+            guard chunk.attempts == relayedAttempt, chunk.wireFormat == .anthropic, let raw = chunk.rawData else {
+                return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
+            }
+            buffer.writeString(raw)
+            return nil
+        }
+        for event in translator.encode(chunk) { buffer.writeString(event) }
+        return nil
+    }
+
+    mutating func encodeEnd(into buffer: inout ByteBuffer) {
+        // A relayed stream ended cleanly only after its own message_stop, already relayed.
+        guard relayedAttempt == nil else { return }
+        for event in translator.finish() { buffer.writeString(event) }
+    }
+
+    mutating func encodeError(_ error: GatewayError, into buffer: inout ByteBuffer) {
+        buffer.writeString(AnthropicMessagesServer.StreamEncoder.errorEvent(type: error.anthropicType, message: error.message))
+    }
+}
