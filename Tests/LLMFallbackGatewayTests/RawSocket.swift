@@ -3,6 +3,10 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+#if canImport(SwiftOverlayShims)
+// timeval's definition is found through this module in some builds (the compiler's batches decide).
+import SwiftOverlayShims
+#endif
 #elseif canImport(Darwin)
 import Darwin
 #endif
