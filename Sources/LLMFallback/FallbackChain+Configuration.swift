@@ -132,13 +132,25 @@ extension FallbackChain {
         /// A server that runs each connection's work on that connection's event loop passes the loop's executor
         /// here, so that the stream, its upstream request and its chunks stay on one thread.
         public var taskExecutor: (any TaskExecutor)?
+        /// For a stream: how often to yield a keep-alive chunk (``ChatChunk/isKeepAlive``, no content) while the
+        /// stream runs, on the chain's clock; `nil` (the default) for none. A server relaying the stream turns
+        /// them into its format's keep-alive (an Anthropic `ping`), so that proxies and clients with read timeouts
+        /// keep the connection while a provider thinks. At least 10 ms.
+        public var keepAliveInterval: Duration?
 
         /// Creates options.
-        public init(timeout: Duration? = nil, providers: [String]? = nil, allowFailover: Bool = true, taskExecutor: (any TaskExecutor)? = nil) {
+        public init(
+            timeout: Duration? = nil,
+            providers: [String]? = nil,
+            allowFailover: Bool = true,
+            taskExecutor: (any TaskExecutor)? = nil,
+            keepAliveInterval: Duration? = nil
+        ) {
             self.timeout = timeout
             self.providers = providers
             self.allowFailover = allowFailover
             self.taskExecutor = taskExecutor
+            self.keepAliveInterval = keepAliveInterval
         }
     }
 

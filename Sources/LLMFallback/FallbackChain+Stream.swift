@@ -71,8 +71,59 @@ extension FallbackChain {
                 continuation.finish(throwing: error)
             }
         }
-        continuation.onTermination = { _ in task.cancel() }
+        if let interval = options.keepAliveInterval {
+            let ticker = KeepAliveTicker(interval: max(interval, .milliseconds(10)), clock: clock, continuation: continuation)
+            ticker.schedule()
+            continuation.onTermination = { _ in
+                task.cancel()
+                ticker.stop()
+            }
+        } else {
+            continuation.onTermination = { _ in task.cancel() }
+        }
         return stream
+    }
+
+    /// Yields a keep-alive chunk every interval until stopped (when the stream ends, however it ends).
+    final class KeepAliveTicker: Sendable {
+        private struct State {
+            var timer: ScheduledAction?
+            var stopped = false
+        }
+        private let state = Mutex(State())
+        private let interval: Duration
+        private let clock: ChainClock
+        private let continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
+
+        init(interval: Duration, clock: ChainClock, continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation) {
+            self.interval = interval
+            self.clock = clock
+            self.continuation = continuation
+        }
+
+        func schedule() {
+            let next = clock.schedule(at: clock.now() + interval) { [self] in
+                var chunk = ChatChunk()
+                chunk.isKeepAlive = true
+                continuation.yield(chunk)
+                schedule()
+            }
+            let orphan = state.locked { state -> ScheduledAction? in
+                if state.stopped { return next }
+                state.timer = next
+                return nil
+            }
+            orphan?.cancel()
+        }
+
+        func stop() {
+            let timer = state.locked { state -> ScheduledAction? in
+                state.stopped = true
+                defer { state.timer = nil }
+                return state.timer
+            }
+            timer?.cancel()
+        }
     }
 
     /// What one streamed answer delivered, across attempts.

@@ -102,7 +102,8 @@ extension GatewayCore {
         eventLoop: any EventLoop
     ) async -> Answer {
         let executor = executors.executor(for: eventLoop)
-        let source = ChunkSource<AnthropicStreamRelay>(chain.stream(decoded.request, options: .init(taskExecutor: executor)))
+        let options = FallbackChain.RequestOptions(taskExecutor: executor, keepAliveInterval: configuration.streamKeepAlive)
+        let source = ChunkSource<AnthropicStreamRelay>(chain.stream(decoded.request, options: options))
         let first: ChatChunk?
         do {
             first = try await watch.cancelling { try await source.next() }
@@ -114,8 +115,8 @@ extension GatewayCore {
             limiter.streams.release()
             return Answer(response: anthropicChainErrorResponse(CancellationError(), chain: chain, chainName: chainName, requestID: requestID))
         }
-        let relay = AnthropicStreamRelay(first: first, id: messageIDs.next(), model: first?.model ?? decoded.model)
-        var headers = first.map {
+        let relay = AnthropicStreamRelay(id: messageIDs.next(), model: first.map { $0.model.isEmpty ? decoded.model : $0.model } ?? decoded.model)
+        var headers = first.flatMap { $0.isKeepAlive ? nil : $0 }.map {
             answeredHeaders(provider: $0.provider, model: $0.model, attempts: $0.attempts, dropped: $0.droppedParameters)
         } ?? HTTPFields()
         headers[.contentType] = "text/event-stream"
@@ -226,41 +227,59 @@ struct StreamSpliceRefused: Error {
 
 /// Writes an Anthropic Messages stream from the chain's chunks.
 ///
-/// When the first chunk came from an Anthropic provider (the client's body was passed through), every event of
-/// that attempt is relayed as the provider sent it (``ChatChunk/rawData``): thinking blocks and their signatures,
-/// citations, server tools and events added later reach the client intact. Otherwise the chunks are translated by
-/// ``AnthropicMessagesServer/StreamEncoder``: `message_start`, text and `tool_use` blocks, `message_delta` with the
-/// stop reason and usage, `message_stop`. A failure after the start ends the stream with an `error` event, never
-/// a clean `message_stop`.
+/// When the first chunk with content (or the first of the events held back before it) came from an Anthropic
+/// provider (the client's body was passed through), every event of that attempt is relayed as the provider sent it
+/// (``ChatChunk/rawData``): thinking blocks and their signatures, citations, server tools and events added later
+/// reach the client intact. Otherwise the chunks are translated by ``AnthropicMessagesServer/StreamEncoder``:
+/// `message_start`, text and `tool_use` blocks, `message_delta` with the stop reason and usage, `message_stop`.
+/// The chain's keep-alive chunks become `ping` events (after a `message_start` of the gateway's own when the
+/// stream has not started: the provider's own is then left out). A failure after the start ends the stream with
+/// an `error` event, never a clean `message_stop`.
 struct AnthropicStreamRelay: GatewayStreamEncoding {
-    /// The attempt whose events are relayed as they came; `nil` when translating.
-    private let relayedAttempt: Int?
-    private var translator: AnthropicMessagesServer.StreamEncoder
+    private enum Mode {
+        case undecided
+        /// The attempt whose events are relayed as they came.
+        case relaying(attempt: Int)
+        case translating
+    }
 
-    init(first: ChatChunk?, id: String, model: String) {
-        if let first, first.wireFormat == .anthropic, first.rawData != nil {
-            relayedAttempt = first.attempts
-        } else {
-            relayedAttempt = nil
-        }
+    private var mode = Mode.undecided
+    private var translator: AnthropicMessagesServer.StreamEncoder
+    /// Whether the gateway wrote a `message_start` of its own (before keep-alives).
+    private var startedByGateway = false
+
+    init(id: String, model: String) {
         translator = AnthropicMessagesServer.StreamEncoder(id: id, model: model)
     }
 
     mutating func encode(_ chunk: ChatChunk, into buffer: inout ByteBuffer) -> (any Error)? {
-        if let relayedAttempt {
-            guard chunk.attempts == relayedAttempt, chunk.wireFormat == .anthropic, let raw = chunk.rawData else {
-                return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
+        if chunk.isKeepAlive && chunk.rawData == nil {
+            if case .undecided = mode, !startedByGateway {
+                startedByGateway = true
+                for event in translator.start() { buffer.writeString(event) }
             }
-            buffer.writeString(raw)
+            buffer.writeString(AnthropicMessagesServer.StreamEncoder.pingEvent)
             return nil
         }
-        for event in translator.encode(chunk) { buffer.writeString(event) }
+        if case .undecided = mode {
+            mode = chunk.wireFormat == .anthropic && chunk.rawData != nil ? .relaying(attempt: chunk.attempts) : .translating
+        }
+        switch mode {
+        case .relaying(let attempt):
+            guard chunk.attempts == attempt, chunk.wireFormat == .anthropic, let raw = chunk.rawData else {
+                return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
+            }
+            if startedByGateway && raw.hasPrefix("event: message_start\n") { return nil }
+            buffer.writeString(raw)
+        case .translating, .undecided:
+            for event in translator.encode(chunk) { buffer.writeString(event) }
+        }
         return nil
     }
 
     mutating func encodeEnd(into buffer: inout ByteBuffer) {
         // A relayed stream ended cleanly only after its own message_stop, already relayed.
-        guard relayedAttempt == nil else { return }
+        if case .relaying = mode { return }
         for event in translator.finish() { buffer.writeString(event) }
     }
 

@@ -64,6 +64,12 @@ public struct GatewayConfiguration: Sendable {
     public var bootstrapMetrics: Bool
     /// The `Server` response header's value, such as `llm-fallback`; `nil` (the default) sends no `Server` header.
     public var serverName: String?
+    /// On the Anthropic Messages surface, how long a stream may wait for its first content before its head, a
+    /// `message_start` and then a `ping` every such interval are sent (15 seconds by default; `nil` for never):
+    /// proxies in between (nginx cuts a silent upstream after 60 s) and clients keep the connection while a
+    /// provider thinks. Until then the stream's status is honest (a failure is a `4xx`/`5xx`); after it, a failure
+    /// is an `error` event, as from Anthropic itself. Pings also follow every such interval of a stream's life.
+    public var streamKeepAlive: Duration? = .seconds(15)
 
     /// Bounds on what one gateway takes on: concurrent work, and the time a client may take to send a request.
     ///

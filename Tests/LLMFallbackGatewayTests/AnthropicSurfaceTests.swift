@@ -134,6 +134,69 @@ struct AnthropicSurfaceTests {
         }
     }
 
+    @Test("a provider slow to its first token: the head, one message_start and pings keep the client, relayed or translated")
+    func keepAlivesWhileAProviderThinks() async throws {
+        var configuration = Self.configuration
+        configuration.streamKeepAlive = .milliseconds(40)
+        for upstream in ["claude-upstream", "model-backup"] {
+            try await withGateway(configuration: configuration, chains: Self.chains) { server, gateway in
+                if upstream == "model-backup" {
+                    server.script("claude-upstream", .status(529, message: "Overloaded", type: "overloaded_error"))
+                }
+                server.script(upstream, .delayed(.milliseconds(400), .text("Late but whole", chunks: 2)))
+                let answer = try await gateway.send(.POST, "/v1/messages", body: Self.claudeCodeBody(), headers: Self.claudeCodeHeaders)
+                #expect(answer.status == 200, "\(answer.body)")
+                let names = Self.eventNames(answer.body)
+                #expect(names.first == "message_start", "\(upstream): \(names)")
+                #expect(names.filter { $0 == "message_start" }.count == 1, "\(upstream): \(names)")
+                #expect(names.prefix(3).contains("ping"), "\(upstream): \(names)")
+                #expect(names.last == "message_stop", "\(upstream): \(names)")
+                let events = answer.events.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                #expect(events.compactMap { ($0["delta"] as? [String: Any])?["text"] as? String }.joined() == "Late but whole")
+            }
+        }
+    }
+
+    @Test("a stream whose head went out with keep-alives and whose providers all fail ends with an error event")
+    func keepAliveThenTotalFailure() async throws {
+        var configuration = Self.configuration
+        configuration.streamKeepAlive = .milliseconds(40)
+        try await withGateway(configuration: configuration, chains: Self.chains) { server, gateway in
+            server.script("claude-upstream", .delayed(.milliseconds(300), .status(529, message: "Overloaded", type: "overloaded_error")))
+            server.script("model-backup", .status(503, message: "down"))
+            let answer = try await gateway.send(.POST, "/v1/messages", body: Self.claudeCodeBody(), headers: Self.claudeCodeHeaders)
+            #expect(answer.status == 200)
+            let names = Self.eventNames(answer.body)
+            #expect(names.first == "message_start" && names.last == "error", "\(names)")
+            #expect(!names.contains("message_stop"))
+        }
+    }
+
+    @Test("an assistant turn's thinking block goes to an Anthropic provider whole, and is dropped and reported across formats")
+    func thinkingBlocksStayWhereTheyWereMade() async throws {
+        try await withGateway(configuration: Self.configuration, chains: Self.chains) { server, gateway in
+            let body = #"""
+                {"model":"claude-sonnet-4-5","max_tokens":2048,"thinking":{"type":"enabled","budget_tokens":1024},
+                 "messages":[{"role":"user","content":"Hi"},
+                  {"role":"assistant","content":[{"type":"thinking","thinking":"Hmm.","signature":"c2lnbmF0dXJl"},{"type":"text","text":"Hello"}]},
+                  {"role":"user","content":"Again"}]}
+                """#
+            let direct = try await gateway.send(.POST, "/v1/messages", body: body, headers: Self.claudeCodeHeaders)
+            #expect(direct.status == 200)
+            let sentDirect = try #require(server.requests(for: "claude-upstream").last)
+            #expect(String(decoding: sentDirect.body, as: UTF8.self).contains(#""signature":"c2lnbmF0dXJl""#))
+            server.script("claude-upstream", .status(529, message: "Overloaded", type: "overloaded_error"))
+            let crossed = try await gateway.send(.POST, "/v1/messages", body: body, headers: Self.claudeCodeHeaders)
+            #expect(crossed.status == 200, "\(crossed.body)")
+            let dropped = crossed.headers.first(name: "x-llm-fallback-dropped-params") ?? ""
+            #expect(dropped.contains("thinking"), "\(dropped)")
+            let sent = try #require(server.requests(for: "model-backup").last)
+            let text = String(decoding: sent.body, as: UTF8.self)
+            #expect(!text.contains("c2lnbmF0dXJl") && !text.contains("Hmm."), "\(text)")
+            #expect(text.contains(#""reasoning_effort":"minimal""#), "the thinking budget maps to an effort: \(text)")
+        }
+    }
+
     @Test("non-streamed passthrough relays the provider's message; the same request fails over to OpenAI translated")
     func nonStreamedAndCrossFormat() async throws {
         try await withGateway(configuration: Self.configuration, chains: Self.chains) { server, gateway in

@@ -111,9 +111,11 @@ public struct ChatChunk: Sendable, Hashable {
     /// The request's parameters that this chunk's provider could not be sent (see
     /// ``ChatResponse/droppedParameters``).
     public var droppedParameters: [String] = []
-    /// Whether the chunk only relays a provider's keep-alive (an Anthropic `ping`): it shows the connection
-    /// lives, not that the answer progresses, so it resets no stall timer.
-    package var isKeepAlive = false
+    /// Whether the chunk is only a keep-alive: one the chain yields every
+    /// ``FallbackChain/RequestOptions/keepAliveInterval`` (no content, no provider), or a provider's own relayed
+    /// with its ``rawData`` (an Anthropic `ping`). It shows the connection lives, not that the answer progresses:
+    /// it resets no stall timer.
+    public var isKeepAlive = false
 
     /// Creates a chunk.
     public init(
