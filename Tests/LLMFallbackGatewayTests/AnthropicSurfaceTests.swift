@@ -197,6 +197,39 @@ struct AnthropicSurfaceTests {
         }
     }
 
+    @Test("a failed tool's result keeps its is_error where the format has one (Gemini's error), and is reported where not")
+    func toolResultErrorsAcrossFormats() async throws {
+        let body = #"""
+            {"model":"claude-haiku-4-5","max_tokens":64,
+             "tools":[{"name":"read","input_schema":{"type":"object"}}],
+             "messages":[{"role":"user","content":"Read it"},
+               {"role":"assistant","content":[{"type":"tool_use","id":"toolu_9","name":"read","input":{}}]},
+               {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9","is_error":true,"content":"ENOENT"}]}]}
+            """#
+        for kind in ["gemini", "openai"] {
+            try await withGateway(configuration: Self.configuration, chains: { server in
+                var backup = kind == "gemini"
+                    ? Provider("gemini", model: "gemini-backup", apiKey: secretKey, baseURL: server.baseURL, timeout: .seconds(10), maxRetries: 0)
+                    : Provider("openai", model: "gpt-backup", apiKey: secretKey, baseURL: server.openAIBaseURL, timeout: .seconds(10), maxRetries: 0)
+                backup.name = "backup"
+                return ["claude": FallbackChain([backup])]
+            }) { server, gateway in
+                let answer = try await gateway.send(.POST, "/v1/messages", body: body, headers: Self.claudeCodeHeaders)
+                #expect(answer.status == 200, "\(answer.body)")
+                let sent = try #require(server.requests.last)
+                let text = String(decoding: sent.body, as: UTF8.self)
+                let dropped = answer.headers.first(name: "x-llm-fallback-dropped-params") ?? ""
+                if kind == "gemini" {
+                    #expect(text.contains(#""response":{"error":"ENOENT"}"#), "\(text)")
+                    #expect(!dropped.contains("is_error"))
+                } else {
+                    #expect(text.contains("ENOENT"))
+                    #expect(dropped.contains("tool_result.is_error"), "\(dropped)")
+                }
+            }
+        }
+    }
+
     @Test("non-streamed passthrough relays the provider's message; the same request fails over to OpenAI translated")
     func nonStreamedAndCrossFormat() async throws {
         try await withGateway(configuration: Self.configuration, chains: Self.chains) { server, gateway in

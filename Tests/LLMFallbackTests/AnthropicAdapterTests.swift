@@ -178,6 +178,15 @@ struct AnthropicAdapterTests {
         #expect(body["messages"] == expected)
     }
 
+    @Test func aFailedToolsResultIsSentAsAnError() throws {
+        var failed = Message.tool(callID: "toolu_9", content: "ENOENT")
+        failed.isError = true
+        let messages: [Message] = [.user("Read"), .assistant("", toolCalls: [ToolCall(id: "toolu_9", name: "read", arguments: "{}")]), failed]
+        let body = try Self.json(try adapter.makeRequest(ChatRequest(messages: messages), for: try Self.provider(), stream: false))
+        let result: JSONValue = ["type": "tool_result", "tool_use_id": "toolu_9", "content": "ENOENT", "is_error": true]
+        #expect(body["messages"]?.arrayValue?.last == ["role": "user", "content": [result]])
+    }
+
     @Test func rejectsRequestsItCannotExpress() throws {
         let provider = try Self.provider()
         let badImage = ChatRequest(messages: [.user([.image(.url("data:image/png;base64"))])])

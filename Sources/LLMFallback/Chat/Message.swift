@@ -92,6 +92,10 @@ public struct Message: Hashable, Sendable {
     /// For a ``Role/tool`` message: the name of the tool that ran (Gemini needs it; filled in from the
     /// conversation when absent).
     public var toolName: String?
+    /// For a ``Role/tool`` message: whether the tool failed, so that the content is its error (Anthropic's
+    /// `is_error`; Gemini's `functionResponse.response.error`). OpenAI's format has no such field: its providers
+    /// get the content alone, and the flag is reported as dropped (`tool_result.is_error`).
+    public var isError = false
 
     /// Creates a message.
     public init(

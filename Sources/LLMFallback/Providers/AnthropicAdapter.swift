@@ -358,7 +358,9 @@ public struct AnthropicAdapter: ProviderAdapter {
                 } else {
                     content = .string(message.content.text)
                 }
-                append("user", [["type": "tool_result", "tool_use_id": .string(callID), "content": content]])
+                var block: JSONObject = ["type": "tool_result", "tool_use_id": .string(callID), "content": content]
+                if message.isError { block["is_error"] = true }
+                append("user", [.object(block)])
             default:
                 throw ProviderError(.invalidRequest, message: "messages[\(offset)]: Anthropic has no role '\(message.role)'")
             }

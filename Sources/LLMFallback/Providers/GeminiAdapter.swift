@@ -244,7 +244,10 @@ public struct GeminiAdapter: ProviderAdapter {
                 }
                 let text = message.content.text
                 let response: JSONValue
-                if let parsed = try? JSONValue(parsing: text), case .object = parsed {
+                if message.isError {
+                    // Gemini reads a function's failure from an `error` member of its response.
+                    response = ["error": .string(text)]
+                } else if let parsed = try? JSONValue(parsing: text), case .object = parsed {
                     response = parsed
                 } else {
                     response = ["content": .string(text)]

@@ -71,6 +71,7 @@ public struct OpenAIAdapter: ProviderAdapter {
         } else if !provider.provider.dropParameters.isEmpty {
             dropped = provider.provider.dropParameters.filter { OpenAIRequestBody.writtenKeys(of: request).contains($0) }
         }
+        if request.messages.contains(where: \.isError) { dropped.append("tool_result.is_error") }
         return dropped
     }
 

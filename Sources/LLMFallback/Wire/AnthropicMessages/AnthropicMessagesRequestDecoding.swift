@@ -35,7 +35,7 @@ public enum AnthropicMessagesServer {
         public var stream: Bool
         /// What the body holds below its top level that ``request`` does not carry, for a provider of another
         /// format to report as dropped: `content.thinking` (a block type), `cache_control`, `tools.bash_20250124`
-        /// (a tool type), `tool_result.is_error`, `image.source.file`, `citations`. At most 32 names.
+        /// (a tool type), `image.source.file`, `citations`. At most 32 names.
         public var unmappedContent: [String]
     }
 
@@ -295,7 +295,7 @@ public enum AnthropicMessagesServer {
             noteCommon(members)
             let reader = MemberReader(members, path: path)
             let callID = ProviderState.decodeID(try reader.requiredString("tool_use_id")).id
-            if try reader.bool("is_error") == true { unmapped.note("tool_result.is_error") }
+            let isError = try reader.bool("is_error") == true
             let content: Content
             switch members["content"] {
             case nil, .null?:
@@ -313,7 +313,9 @@ public enum AnthropicMessagesServer {
             case let other?:
                 throw .type(path + ".content", expected: "a string or an array of content blocks", got: other)
             }
-            return Message(role: .tool, content: content, toolCallID: callID)
+            var message = Message(role: .tool, content: content, toolCallID: callID)
+            message.isError = isError
+            return message
         }
 
         /// A text or image block's part; `nil` (noted as unmapped) for blocks the neutral model has no place for.
