@@ -183,6 +183,18 @@ struct ConfigLoaderTests {
         let file = try ConfigFile.parse(yaml, file: "r.yaml", environment: [:])
         #expect(file.chains.first { $0.name == "claude" }?.aliases == ["claude-sonnet-*", "claude-3-7-sonnet-latest"])
         #expect(file.server?.defaultChain == "default")
+        #expect(file.server?.streamKeepAlive == .seconds(15), "the default")
+        for (text, expected) in [("5s", Duration?.some(.seconds(5))), ("0", nil)] {
+            let keepAlive = try ConfigFile.parse(
+                "chains: { a: { providers: [{ name: openai, model: m, api_key: k }] } }\nserver: { stream_keep_alive: \(text) }",
+                file: "k.yaml", environment: [:])
+            #expect(keepAlive.server?.streamKeepAlive == expected, "\(text)")
+        }
+        #expect(throws: ConfigErrors.self) {
+            try ConfigFile.parse(
+                "chains: { a: { providers: [{ name: openai, model: m, api_key: k }] } }\nserver: { stream_keep_alive: 1ms }",
+                file: "k.yaml", environment: [:])
+        }
         let bad = """
             chains:
               a:

@@ -97,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
             limits: server.limits,
             exposeUpstreamErrors: server.exposeUpstreamErrors
         )
+        configuration.streamKeepAlive = server.streamKeepAlive
         configuration.modelRouting = ModelRouting(
             aliases: Dictionary(file.chains.filter { !$0.aliases.isEmpty }.map { ($0.name, $0.aliases) }, uniquingKeysWith: { $1 }),
             defaultChain: server.defaultChain

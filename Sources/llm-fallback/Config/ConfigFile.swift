@@ -464,11 +464,14 @@ struct ServerSettings: Sendable, Hashable, CustomStringConvertible, CustomReflec
     var defaultChain: String?
     /// The line of `default_chain`, for the error when it names no chain.
     var defaultChainLine: Int?
+    /// `stream_keep_alive`: the Anthropic surface's keep-alive interval (see
+    /// ``GatewayConfiguration/streamKeepAlive``); `0` turns it off.
+    var streamKeepAlive: Duration? = GatewayConfiguration().streamKeepAlive
 
     /// The keys of `server`.
     static let keys = [
         "host", "port", "api_keys", "allow_unauthenticated", "max_body_size", "expose_upstream_errors", "limits",
-        "default_chain",
+        "default_chain", "stream_keep_alive",
     ]
     /// The keys of `server.limits`.
     static let limitKeys = [
@@ -498,6 +501,15 @@ struct ServerSettings: Sendable, Hashable, CustomStringConvertible, CustomReflec
         if let value = mapping["default_chain"], let name = value.nonEmptyString("the default chain") {
             settings.defaultChain = name
             settings.defaultChainLine = value.line
+        }
+        if let value = mapping["stream_keep_alive"], let interval = value.duration(allowZero: true) {
+            if interval == .zero {
+                settings.streamKeepAlive = nil
+            } else if interval < .milliseconds(100) {
+                value.error("stream_keep_alive must be 0 (off) or at least 100ms: a shorter interval floods clients with pings")
+            } else {
+                settings.streamKeepAlive = interval
+            }
         }
         if let limitsNode = mapping["limits"], let limits = limitsNode.mapping(allowed: limitKeys) {
             if let value = limits["max_concurrent_requests"]?.integer(in: 1...1_000_000) {
