@@ -6,8 +6,9 @@ import NIOCore
 import ServiceLifecycle
 import UnixSignals
 
-/// An OpenAI-compatible HTTP gateway in front of ``FallbackChain``s: point any OpenAI client at it and get
-/// failover, circuit breakers and routing with no code change.
+/// An OpenAI- and Anthropic-compatible HTTP gateway in front of ``FallbackChain``s: point any OpenAI client, or
+/// Claude Code and the `anthropic` SDKs (`ANTHROPIC_BASE_URL`), at it and get failover, circuit breakers and routing
+/// with no code change.
 ///
 /// Each chain is served as a model: a request's `model` names the chain that answers it.
 ///
@@ -30,12 +31,23 @@ import UnixSignals
 /// | route | what |
 /// | --- | --- |
 /// | `POST /v1/chat/completions` | OpenAI Chat Completions, streamed (`"stream": true`) or not |
+/// | `POST /v1/messages` | Anthropic Messages, streamed or not; errors in Anthropic's format, a `request-id` on every answer |
+/// | `POST /v1/messages/count_tokens` | counted by the chain's healthy Anthropic provider, else an estimate (`x-llm-fallback-token-count`) |
 /// | `GET /v1/models`, `GET /v1/models/{chain}` | the chains, in OpenAI's list format |
 /// | `GET /health` | liveness; never needs a key |
 /// | `GET /health/providers` | per chain and provider: breaker state, failures, latency, share |
 /// | `GET /metrics` | Prometheus text: the gateway's own metrics and the library's |
 ///
-/// The paths also answer without the `/v1` prefix.
+/// The paths also answer without the `/v1` prefix, and with a query string (`/v1/messages?beta=true`).
+///
+/// ### The Anthropic surface
+///
+/// A Messages request for a provider that speaks Anthropic is sent as the client wrote it, only `model` changed,
+/// with its `anthropic-version` and `anthropic-beta` headers; the answer, or the stream event by event, is relayed
+/// as the provider sent it. For a provider of another format the request is translated through ``ChatRequest``
+/// (what cannot be carried is named in `x-llm-fallback-dropped-params`) and the answer comes back in Anthropic's
+/// shape and event grammar. A stream without content after ``GatewayConfiguration/streamKeepAlive`` gets its head,
+/// a `message_start` and `ping`s.
 ///
 /// ### Responses
 ///
