@@ -303,6 +303,26 @@ targets=(nginx)
 # The reference: nginx's own proxy_pass in front of the same upstream (keep-alive), what a fast C proxy adds here.
 if check proxy "$url_proxy" bench >/dev/null; then targets+=(proxy); else put proxy.unavailable "nginx proxy_pass did not answer"; fi
 [[ -z "$(get gateway.unavailable)" ]] && targets+=(gateway)
+# The Anthropic surface: passthrough (Anthropic client, Anthropic provider) and translated (Anthropic client, OpenAI
+# provider), each compared with the OpenAI surface (gateway) in the same run.
+# shellcheck disable=SC2034 # read through url_of/model_of
+url_messages_pass="http://127.0.0.1:$p_gw/v1/messages" model_messages_pass=anthropic
+# shellcheck disable=SC2034
+url_messages_xlat="http://127.0.0.1:$p_gw/v1/messages" model_messages_xlat=default
+if [[ -z "$(get gateway.unavailable)" ]]; then
+    for t in messages_pass messages_xlat; do
+        out="$work/check-$t.txt"
+        code="$(curl -sS -o "$out" -w '%{http_code}' --max-time 30 -H 'Content-Type: application/json' \
+            -H "x-api-key: $BENCH_KEY" -H 'anthropic-version: 2023-06-01' \
+            -d "{\"model\":\"$(model_of "$t")\",\"max_tokens\":32,\"messages\":[{\"role\":\"user\",\"content\":\"Say hello.\"}]}" \
+            "$(url_of "$t")" 2>&1 || true)"
+        if [[ "$code" == 200 ]] && grep -q '"type":"message"' "$out"; then
+            targets+=("$t")
+        else
+            put "$t.unavailable" "POST /v1/messages (model $(model_of "$t")) answered HTTP $code: $(head -c 200 "$out" 2>/dev/null)"
+        fi
+    done
+fi
 [[ -z "$(get litellm.unavailable)" ]] && targets+=(litellm)
 has() { [[ " ${targets[*]} " == *" $1 "* ]]; }
 log "Targets: ${targets[*]}"
@@ -318,7 +338,8 @@ run_wrk() {
     local key="$1" url="$2" model="$3" delay="$4"
     shift 4
     local raw="$work/wrk-${key//./-}.txt"
-    BENCH_MODEL="$model" BENCH_DELAY_MS="$delay" wrk --timeout 30s -s "$here/post.lua" "$@" "$url" >"$raw" 2>&1 || true
+    BENCH_MODEL="$model" BENCH_DELAY_MS="$delay" BENCH_FORMAT="$(format_of "${key%%.*}")" \
+        wrk --timeout 30s -s "$here/post.lua" "$@" "$url" >"$raw" 2>&1 || true
     local line
     line="$(grep -m1 '^RESULT ' "$raw" || true)"
     if [[ -z "$line" ]]; then
@@ -331,6 +352,7 @@ run_wrk() {
 }
 
 url_of() { local v="url_$1"; echo "${!v}"; }
+format_of() { case "$1" in messages_*) echo anthropic ;; *) echo openai ;; esac; }
 model_of() { local v="model_$1"; echo "${!v}"; }
 
 log "Warm-up: ${WARMUP} s per target at c=$CONNS"

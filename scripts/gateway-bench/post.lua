@@ -2,6 +2,7 @@
 --
 -- Environment:
 --   BENCH_MODEL     the request's "model" (default "bench")
+--   BENCH_FORMAT    "anthropic" for an Anthropic Messages body and headers; otherwise OpenAI's
 --   BENCH_DELAY_MS  when > 0, each connection waits a random 0..2*BENCH_DELAY_MS ms (mean BENCH_DELAY_MS) after a
 --                   response before its next request: a paced load whose rate is about
 --                   connections / (BENCH_DELAY_MS + latency); the random wait keeps connections out of step.
@@ -10,9 +11,17 @@ local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "test")
-wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a helpful assistant."},'
-    .. '{"role":"user","content":"Say hello."}],"max_tokens":32,"temperature":0.2}'
+if os.getenv("BENCH_FORMAT") == "anthropic" then
+    -- BENCH_FORMAT=anthropic: an Anthropic Messages request, as the anthropic SDKs send it.
+    wrk.headers["x-api-key"] = os.getenv("BENCH_KEY") or "test"
+    wrk.headers["anthropic-version"] = "2023-06-01"
+    wrk.body = '{"model":"' .. model .. '","system":"You are a helpful assistant.",'
+        .. '"messages":[{"role":"user","content":"Say hello."}],"max_tokens":32,"temperature":0.2}'
+else
+    wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "test")
+    wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a helpful assistant."},'
+        .. '{"role":"user","content":"Say hello."}],"max_tokens":32,"temperature":0.2}'
+end
 
 if delay_ms > 0 then
     local span = math.floor(2 * delay_ms + 0.5)

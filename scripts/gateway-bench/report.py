@@ -11,6 +11,8 @@ TARGETS = [
     ("nginx", "direct nginx"),
     ("proxy", "nginx proxy_pass (reference)"),
     ("gateway", "llm-fallback gateway"),
+    ("messages_pass", "gateway /v1/messages, passthrough"),
+    ("messages_xlat", "gateway /v1/messages, translated"),
     ("litellm", "LiteLLM proxy"),
 ]
 
@@ -108,6 +110,20 @@ def main():
             if e:
                 notes.append(f"{label}, {name} run: {e} (those requests count in its figures)")
     print("\n".join(out))
+    print()
+
+    # The Anthropic surface against the OpenAI surface, in the same run.
+    g_tput, g50 = num(r, "gateway.tput.rps"), num(r, "gateway.c1.p50_us")
+    for key, label in (("messages_pass", "passthrough (Anthropic client and provider)"), ("messages_xlat", "translated (Anthropic client, OpenAI provider)")):
+        tput, p50 = num(r, f"{key}.tput.rps"), num(r, f"{key}.c1.p50_us")
+        if tput is None or g_tput is None or p50 is None or g50 is None or base50 is None:
+            print(f"/v1/messages {label}: not measured ({r.get(f'{key}.unavailable', 'no result')})")
+            continue
+        added, g_added = p50 - base50, g50 - base50
+        print(
+            f"/v1/messages {label}: {tput / g_tput:.2f}× the OpenAI surface's throughput; added p50 "
+            f"{ms(added)} vs {ms(g_added)} on the OpenAI surface"
+        )
     print()
 
     # Failover.
