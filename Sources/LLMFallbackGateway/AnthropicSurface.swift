@@ -119,22 +119,9 @@ extension GatewayCore {
         var headers = first.flatMap { $0.isKeepAlive ? nil : $0 }.map {
             answeredHeaders(provider: $0.provider, model: $0.model, attempts: $0.attempts, dropped: $0.droppedParameters)
         } ?? HTTPFields()
-        headers[.contentType] = "text/event-stream"
-        headers[.cacheControl] = "no-cache"
         headers[Self.requestIDHeader] = requestID
-        let lease = InFlightLease(instruments, isStream: true, limiter: limiter)
         source.relay(first: first, encoder: relay, watch: watch, chainName: chainName)
-        let response = Response(
-            status: .ok,
-            headers: headers,
-            body: ResponseBody { writer in
-                defer { lease.release() }
-                try await withTaskExecutorPreference(executor) {
-                    try await self.writeStream(source, writer: &writer)
-                }
-            }
-        )
-        return Answer(response: response, holdsPlace: true)
+        return streamingAnswer(source, headers: headers, executor: executor)
     }
 
     /// `POST /v1/messages/count_tokens`: counted by the chain's first healthy Anthropic provider, otherwise

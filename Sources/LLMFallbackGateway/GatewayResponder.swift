@@ -354,20 +354,22 @@ final class GatewayCore: Sendable {
             includeUsage: parsed.includeUsage,
             allocator: allocator
         )
-        var headers = HTTPFields()
-        headers.reserveCapacity(6)
+        let headers = first.map {
+            answeredHeaders(provider: $0.provider, model: $0.model, attempts: $0.attempts, dropped: $0.droppedParameters)
+        } ?? HTTPFields()
+        source.relay(first: first, encoder: encoder, watch: watch, chainName: parsed.model)
+        return streamingAnswer(source, headers: headers, executor: executor)
+    }
+
+    /// The `200` of a started stream: its events written by ``writeStream(_:writer:)`` on `executor`, holding its
+    /// places under the limits until the last one.
+    func streamingAnswer<Encoder: GatewayStreamEncoding>(
+        _ source: ChunkSource<Encoder>, headers: HTTPFields, executor: any TaskExecutor
+    ) -> Answer {
+        var headers = headers
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
-        if let first {
-            headers[Self.providerHeader] = first.provider
-            headers[Self.modelHeader] = first.model
-            if first.attempts > 0 { headers[Self.attemptsHeader] = String(first.attempts) }
-            if !first.droppedParameters.isEmpty {
-                headers[Self.droppedParametersHeader] = first.droppedParameters.joined(separator: ", ")
-            }
-        }
         let lease = InFlightLease(instruments, isStream: true, limiter: limiter)
-        source.relay(first: first, encoder: encoder, watch: watch, chainName: parsed.model)
         let response = Response(
             status: .ok,
             headers: headers,
@@ -543,9 +545,9 @@ extension GatewayError {
         return GatewayError(
             status: 502,
             message: redactor.redact(
-                "the stream broke after it started and the chain restarted the answer on \(provider); the OpenAI "
-                    + "stream format cannot retract text already sent, so this stream ends here (use the 'fail' or "
-                    + "'continue' mid-stream policy behind the gateway)"
+                "the stream broke after it started and the chain restarted the answer on \(provider); the client's "
+                    + "stream format (OpenAI's or Anthropic's) cannot retract text already sent, so this stream ends "
+                    + "here (use the 'fail' or 'continue' mid-stream policy behind the gateway)"
             ),
             type: "upstream_error",
             code: "stream_restarted"

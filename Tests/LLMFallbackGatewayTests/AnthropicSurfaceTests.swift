@@ -88,6 +88,9 @@ struct AnthropicSurfaceTests {
             let names = Self.eventNames(answer.body)
             #expect(names.first == "message_start")
             #expect(names.last == "message_stop")
+            // Counted on the gateway's metrics beside the OpenAI surface.
+            let metrics = try await gateway.send(.GET, "/metrics", headers: [("x-api-key", Self.gatewayKey)])
+            #expect(metrics.body.contains(#"route="messages",status="200"} 1"#), "\(metrics.body.prefix(2000))")
         }
     }
 
