@@ -1,3 +1,4 @@
+import LLMFallback
 import NIOCore
 import NIOHTTP1
 
@@ -19,7 +20,7 @@ enum RequestParser {
     static func parse(head: HTTPRequestHead, body: ByteBuffer, connection: Int) -> IncomingRequest {
         let (path, queryString) = Self.splitURI(head.uri)
         let bodyBytes = Array(body.readableBytesView)
-        let probe = BodyProbe.decode(bodyBytes)
+        let probe = BodyProbe.decode(body)
         let route = Route.match(method: head.method, path: path)
         let record = RecordedRequest(
             method: head.method.rawValue,
@@ -127,34 +128,21 @@ private struct Route {
 }
 
 /// The few body fields the server looks at, each read leniently: a missing or mistyped field reads as absent.
-private struct BodyProbe: Decodable {
+private struct BodyProbe {
     var model: String?
     var stream = false
     var includeUsage = false
 
-    private enum CodingKeys: String, CodingKey {
-        case model
-        case stream
-        case streamOptions = "stream_options"
-    }
-
-    private enum StreamOptionsKeys: String, CodingKey {
-        case includeUsage = "include_usage"
-    }
-
-    private init() {}
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.model = try? container.decodeIfPresent(String.self, forKey: .model)
-        self.stream = (try? container.decodeIfPresent(Bool.self, forKey: .stream)) ?? false
-        let options = try? container.nestedContainer(keyedBy: StreamOptionsKeys.self, forKey: .streamOptions)
-        self.includeUsage = (try? options?.decodeIfPresent(Bool.self, forKey: .includeUsage)) ?? false
-    }
-
-    /// The fields of `body`, or none when it is not a JSON object.
-    static func decode(_ body: [UInt8]) -> BodyProbe {
-        guard !body.isEmpty else { return BodyProbe() }
-        return (try? JSONDecoder().decode(BodyProbe.self, from: Data(body))) ?? BodyProbe()
+    /// The fields of `body`, or none when it is not a JSON object (read by the package's one JSON parser, so a
+    /// body with a repeated key reads as no fields at all, as the gateway refuses it).
+    static func decode(_ body: ByteBuffer) -> BodyProbe {
+        var probe = BodyProbe()
+        guard body.readableBytes > 0, case .object(let members)? = try? JSONParser.parse(body) else { return probe }
+        if case .string(let model)? = members["model"] { probe.model = model }
+        if case .bool(let stream)? = members["stream"] { probe.stream = stream }
+        if case .object(let options)? = members["stream_options"], case .bool(let usage)? = options["include_usage"] {
+            probe.includeUsage = usage
+        }
+        return probe
     }
 }
