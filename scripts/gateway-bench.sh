@@ -279,6 +279,9 @@ url_litellm="http://127.0.0.1:$p_lite/v1/chat/completions"
 url_proxy="http://127.0.0.1:$p_proxy/v1/chat/completions"
 # shellcheck disable=SC2034 # read through url_of/model_of
 model_nginx=bench model_gateway=default model_litellm=bench model_proxy=bench
+url_of() { local v="url_$1"; echo "${!v}"; }
+model_of() { local v="model_$1"; echo "${!v}"; }
+format_of() { case "$1" in messages_*) echo anthropic ;; *) echo openai ;; esac; }
 
 if ! why="$(check nginx "$url_nginx" bench)"; then
     warn "nginx does not answer the fixed completion: $why"
@@ -351,9 +354,6 @@ run_wrk() {
     printf '   %-18s %s\n' "$key" "${line#RESULT }" >&2
 }
 
-url_of() { local v="url_$1"; echo "${!v}"; }
-format_of() { case "$1" in messages_*) echo anthropic ;; *) echo openai ;; esac; }
-model_of() { local v="model_$1"; echo "${!v}"; }
 
 log "Warm-up: ${WARMUP} s per target at c=$CONNS"
 for t in "${targets[@]}"; do
