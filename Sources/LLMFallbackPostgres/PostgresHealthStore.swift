@@ -294,20 +294,23 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
         var iterator = wakeups.makeAsyncIterator()
         var delay = configuration.reconnectDelay
         var down = false
-        var firstAttempt = true
         while !Task.isCancelled {
             do {
                 let connection = try await connect()
+                let ended: Result<Void, any Error>
                 do {
-                    try await session(connection, iterator: &iterator, wasDown: down || firstAttempt) {
+                    try await session(connection, iterator: &iterator) {
                         if down { self.logger.notice("health store reconnected; published what waited and read the shared state again") }
                         down = false
                         delay = self.configuration.reconnectDelay
                     }
+                    ended = .success(())
                 } catch {
-                    try? await connection.close()
-                    throw error
+                    ended = .failure(error)
                 }
+                // A connection must be closed before it is released, however the session ended.
+                try? await connection.close()
+                try ended.get()
             } catch {
                 if Task.isCancelled { break }
                 if !down {
@@ -319,7 +322,6 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
                     down = true
                 }
             }
-            firstAttempt = false
             setConnected(false)
             do {
                 try await Task.sleep(for: delay)
@@ -379,7 +381,6 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     private func session(
         _ connection: PostgresConnection,
         iterator: inout AsyncStream<Void>.Iterator,
-        wasDown: Bool,
         onReady: () -> Void
     ) async throws {
         try await ensureTable(connection)
@@ -429,6 +430,16 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     private var table: String { configuration.table }
 
     private func ensureTable(_ connection: PostgresConnection) async throws {
+        do {
+            try await createTable(connection)
+        } catch {
+            // Two instances creating the table at once: one of them fails on the catalog's unique index, and the
+            // table exists when it asks again.
+            try await createTable(connection)
+        }
+    }
+
+    private func createTable(_ connection: PostgresConnection) async throws {
         try await connection.query(
             """
             CREATE TABLE IF NOT EXISTS \(unescaped: table) (

@@ -77,32 +77,40 @@ final class TestPostgres: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// Runs a tool to its end with posix_spawn and waitpid (no Foundation `Process`, whose termination is
+    /// noticed on Dispatch's pool, which busy tests can starve), its output in a file, within `deadline`.
     private func run(_ tool: String, _ arguments: [String], deadline: Duration, quiet: Bool = false) throws {
-        let process = Process()
-        if let user = Self.serverUser {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", user, "--", tool] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = arguments
-        }
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
+        let argv = (Self.serverUser.map { ["/usr/sbin/runuser", "-u", $0, "--", tool] } ?? [tool]) + arguments
+        let outputPath = "\(directory)/tool-output"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw TestPostgresError("could not start \(argv[0]): \(spawned)") }
         let end = ContinuousClock.now + deadline
-        while process.isRunning {
+        var status: Int32 = 0
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if done < 0 { throw TestPostgresError("waitpid failed") }
             if ContinuousClock.now > end {
-                process.terminate()
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
                 throw TestPostgresError("\((tool as NSString).lastPathComponent) did not finish within \(deadline)")
             }
-            usleep(20_000)
+            usleep(10_000)
         }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        guard process.terminationStatus == 0 else {
+        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        guard exitCode == 0 else {
             if quiet { return }
-            throw TestPostgresError("\((tool as NSString).lastPathComponent) failed (\(process.terminationStatus)): \(text.suffix(2000))")
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw TestPostgresError("\((tool as NSString).lastPathComponent) failed (\(exitCode)): \(text.suffix(2000))")
         }
     }
 
