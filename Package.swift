@@ -150,6 +150,7 @@ let package = Package(
             dependencies: [
                 "TestRunPacing",
                 "llm-fallback",
+                "LLMFallbackPostgres",
                 "LLMFallback",
                 "LLMFallbackTesting",
             ]
