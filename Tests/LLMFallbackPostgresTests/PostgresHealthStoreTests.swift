@@ -195,6 +195,39 @@ struct PostgresHealthStoreTests {
         }
     }
 
+    @Test("Throughput with the shared store on versus off, in the same run (printed; the request path never waits for it)")
+    func throughput() async throws {
+        try await withPostgresAndServer { postgres, server in
+            let on = try Instance(name: "bench", url: postgres.url, server: server)
+            let off = FallbackChain(
+                [server.provider("primary"), server.provider("backup")],
+                configuration: .init(circuitBreaker: .init(failureThreshold: 2, recoveryTimeout: .seconds(1)), retry: .immediate, randomSeed: 1)
+            )
+            try await running([on]) {
+                @Sendable func rate(_ chain: FallbackChain) async throws -> Double {
+                    let start = ContinuousClock.now
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for _ in 0..<8 { group.addTask { for _ in 0..<50 { _ = try await chain.chat("hi") } } }
+                        try await group.waitForAll()
+                    }
+                    let elapsed = ContinuousClock.now - start
+                    return 400 / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                }
+                _ = try await rate(off)
+                _ = try await rate(on.chain)
+                var rates: (on: [Double], off: [Double]) = ([], [])
+                for _ in 0..<5 {
+                    rates.off.append(try await rate(off))
+                    rates.on.append(try await rate(on.chain))
+                }
+                let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+                print(String(format: "throughput, 8 concurrent clients against MockLLMServer: store off %.0f req/s, store on %.0f req/s, ratio %.3f",
+                             median(rates.off), median(rates.on), median(rates.on) / median(rates.off)))
+                #expect(on.store.statistics.published == 0)  // a healthy fleet writes nothing
+            }
+        }
+    }
+
     @Test("Without a database, transitions wait in a bounded queue (oldest dropped) and leases are granted locally")
     func boundedQueueWhileDown() async throws {
         var configuration = try PostgresHealthStore.Configuration(url: "postgres://nobody:pw@127.0.0.1:1/none?sslmode=disable")
