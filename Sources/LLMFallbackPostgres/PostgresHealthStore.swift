@@ -282,12 +282,12 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     // MARK: - The connection
 
     /// Connects, listens and publishes until cancelled (or until a graceful shutdown when run as a `Service`);
-    /// reconnects with backoff whenever the connection fails. Never throws but `CancellationError`.
+    /// reconnects with backoff whenever the connection fails. Returns when cancelled or shut down; a database
+    /// that cannot be reached is never an error here (the chains serve on their own view meanwhile).
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await self.loop()
         }
-        try Task.checkCancellation()
     }
 
     private func loop() async {
