@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "LLMFallback", targets: ["LLMFallback"]),
         .library(name: "LLMFallbackTesting", targets: ["LLMFallbackTesting"]),
         .library(name: "LLMFallbackGateway", targets: ["LLMFallbackGateway"]),
+        .library(name: "LLMFallbackPostgres", targets: ["LLMFallbackPostgres"]),
         .executable(name: "llm-fallback", targets: ["llm-fallback"]),
     ],
     dependencies: [
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -60,10 +62,25 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
+        // The shared health store on PostgreSQL: a product of its own, so LLMFallback links no database client.
+        .target(
+            name: "LLMFallbackPostgres",
+            dependencies: [
+                "LLMFallback",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "llm-fallback",
             dependencies: [
                 "LLMFallback",
+                "LLMFallbackPostgres",
                 "LLMFallbackTesting",
                 "LLMFallbackGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -116,10 +133,24 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "LLMFallbackPostgresTests",
+            dependencies: [
+                "TestRunPacing",
+                "LLMFallbackPostgres",
+                "LLMFallback",
+                "LLMFallbackTesting",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
             name: "LLMFallbackCLITests",
             dependencies: [
                 "TestRunPacing",
                 "llm-fallback",
+                "LLMFallbackPostgres",
                 "LLMFallback",
                 "LLMFallbackTesting",
             ]

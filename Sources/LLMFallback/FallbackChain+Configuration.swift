@@ -81,6 +81,13 @@ extension FallbackChain {
         public var metricsFactory: (any MetricsFactory)?
         /// A seed for routing and jitter randomness, for reproducible tests; `nil` uses the system generator.
         public var randomSeed: UInt64?
+        /// Where provider health is shared with other instances (`PostgresHealthStore` from the
+        /// `LLMFallbackPostgres` product); `nil` (the default) keeps it in this chain's memory only, at no cost.
+        ///
+        /// With a store, the chain publishes its providers' transitions (breaker opened or closed, `Retry-After`
+        /// windows, suspensions), applies the other instances' ones, and takes a probe lease from the store before
+        /// probing a recovering provider. Nothing on the request path waits for the store.
+        public var healthStore: (any HealthStore)?
 
         /// Creates a configuration.
         public init(

@@ -84,21 +84,35 @@ public final class FallbackChain: Sendable {
         self.providers = providers
         self.configuration = configuration
         let environment = ProcessInfo.processInfo.environment
-        self.entries = providers.enumerated().map { index, provider in
+        let entries = providers.enumerated().map { index, provider in
             ChainEntry(index: index, provider: provider, environment: environment, metricsFactory: configuration.metricsFactory ?? MetricsSystem.factory)
+        }
+        self.entries = entries
+        let chainClock = ChainClock(clock)
+        let shared = configuration.healthStore.map { store in
+            SharedHealth(
+                store: store,
+                identities: entries.map { entry in (try? entry.resolved.get()).map(ProviderIdentity.init) },
+                leaseDurations: providers.map { provider in
+                    min(provider.timeout, configuration.timeout ?? provider.timeout).clamped(to: Bounds.longestDuration) + .seconds(1)
+                },
+                maxProbes: configuration.circuitBreaker.halfOpenMaxProbes,
+                now: chainClock.now
+            )
         }
         self.health = HealthRegistry(
             count: providers.count,
             breaker: configuration.circuitBreaker,
             latencyMaxAge: configuration.latencyMaxAge,
             retryBudget: configuration.retry.budget,
-            longestSkip: configuration.retry.maxRetryAfterSkip
+            longestSkip: configuration.retry.maxRetryAfterSkip,
+            shared: shared
         )
         // A weight is a number from a config file: one that is negative, NaN or infinite counts as zero, and no
         // weight exceeds 1e12, so their sum stays finite.
         self.weights = providers.map { $0.weight.isFinite && $0.weight > 0 ? min($0.weight, 1e12) : 0 }
         self.transport = transport
-        self.clock = ChainClock(clock)
+        self.clock = chainClock
         self.logger = logger
         self.callbacks = CallbackDispatcher()
         self.onFailover = onFailover
@@ -109,6 +123,25 @@ public final class FallbackChain: Sendable {
         self.metricsFactory = metrics
         self.requestCounter = Counter(label: "llm_fallback_requests_total", factory: metrics)
         self.failoverCounter = Counter(label: "llm_fallback_failovers_total", factory: metrics)
+        if let shared {
+            // The registry and the chain are held weakly: the store never keeps a chain alive.
+            shared.connect(health) { [weak self] index, state, origin in
+                self?.observePeer(index: index, state: state, origin: origin)
+            }
+        }
+    }
+
+    /// A breaker change learned from another instance: the same gauge, counter, log line and event as a local one.
+    func observePeer(index: Int, state: CircuitBreaker.State, origin: String) {
+        let entry = entries[index]
+        entry.metrics.breakerState.record(state.gaugeValue)
+        Counter(
+            label: "llm_fallback_breaker_transitions_total",
+            dimensions: [("provider", entry.provider.name), ("model", entry.provider.model), ("state", state.description)],
+            factory: metricsFactory
+        ).increment()
+        logger.notice("circuit breaker \(state) (learned from \(origin))", metadata: ["provider": "\(entry.provider.name)"])
+        emit(.breakerChanged(provider: entry.provider, state: state))
     }
 
     /// Creates a chain from the common settings (the form in the README).

@@ -155,6 +155,11 @@ enum InfoEncoder {
         buffer.writeJSONDouble((provider.share * 10000).rounded() / 10000)
         buffer.writeRaw(#","last_error":"#)
         buffer.writeJSONString(orNull: provider.lastError.map(redactor.redact))
+        // Whether the state was learned by this instance or from another one through the shared health store.
+        buffer.writeRaw(#","learned_from":"#)
+        buffer.writeRaw(provider.source.isPeer ? #""peer""# : #""local""#)
+        buffer.writeRaw(#","learned_from_instance":"#)
+        buffer.writeJSONString(orNull: provider.source.instance)
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 

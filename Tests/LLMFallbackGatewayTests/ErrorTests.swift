@@ -134,6 +134,33 @@ struct ErrorTests {
             #expect(providers[1]["successes"] as? Int == 1)
             #expect(providers[1]["share"] as? Double == 1)
             #expect(providers[1]["latency_ms"] as? Double != nil)
+            #expect(providers[0]["learned_from"] as? String == "local")
+            #expect(providers[0]["learned_from_instance"] is NSNull)
+        }
+    }
+
+    @Test("a breaker learned from another instance through the health store shows as learned_from peer")
+    func breakerLearnedFromPeer() async throws {
+        let store = PeerStore()
+        try await withGateway(chains: { server in
+            var configuration = FallbackChain.Configuration()
+            configuration.circuitBreaker.recoveryTimeout = .seconds(60)
+            configuration.healthStore = store
+            return ["default": FallbackChain([mockProvider("primary", model: "model-primary", on: server), mockProvider("backup", model: "model-backup", on: server)], configuration: configuration)]
+        }) { server, gateway in
+            let subscriber = try #require(store.subscriber)
+            let primary = subscriber.providerIdentities[0]
+            subscriber.apply(HealthUpdate(provider: primary, openFor: .seconds(30), isClosed: false, retryAfter: nil, origin: "gateway-b"))
+            let answer = try await gateway.chat("default")
+            #expect(answer.status == 200)
+            #expect(server.requests(for: "model-primary").isEmpty)
+            let health = try await gateway.send(.GET, "/health/providers")
+            let providers = try #require(((health.json["chains"] as? [String: Any])?["default"] as? [String: Any])?["providers"] as? [[String: Any]])
+            #expect(providers[0]["state"] as? String == "open")
+            #expect(providers[0]["learned_from"] as? String == "peer")
+            #expect(providers[0]["learned_from_instance"] as? String == "gateway-b")
+            #expect(providers[1]["learned_from"] as? String == "local")
+            #expect(store.published.isEmpty)  // a peer's news is not published again
         }
     }
 
@@ -192,4 +219,16 @@ extension Array where Element: Sendable {
             continuation.finish()
         }
     }
+}
+
+/// A health store that only records: the seam without a database.
+final class PeerStore: HealthStore, @unchecked Sendable {
+    private let lock = NSLock()
+    private var subscribers: [any HealthStoreSubscriber] = []
+    private var transitions: [HealthTransition] = []
+    var subscriber: (any HealthStoreSubscriber)? { lock.withLock { subscribers.first } }
+    var published: [HealthTransition] { lock.withLock { transitions } }
+    func subscribe(_ subscriber: any HealthStoreSubscriber) { lock.withLock { subscribers.append(subscriber) } }
+    func publish(_ transition: HealthTransition) { lock.withLock { transitions.append(transition) } }
+    func requestProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration) {}
 }

@@ -216,7 +216,7 @@ extension FallbackChain {
                 case .stop:
                     throw error
                 case .failoverAndSuspend:
-                    if let change = health.suspend(index, until: now + configuration.circuitBreaker.recoveryTimeout) {
+                    if let change = health.suspend(index, now: now, until: now + configuration.circuitBreaker.recoveryTimeout) {
                         chain.emit(.breakerChanged(provider: entry.provider, state: change))
                     }
                 case .failover:

@@ -259,6 +259,46 @@ public struct CircuitBreaker: Sendable {
         }
     }
 
+    /// Takes an open period another instance published: open until at least `until`, with at least `failedProbes`
+    /// failed probes behind it (so the next period grows as it would have there). Returns the new state when it
+    /// changed.
+    mutating func adoptOpen(until: Duration, failedProbes: Int) -> State? {
+        guard configuration.isEnabled else { return nil }
+        halfOpenConsecutiveFailures = max(halfOpenConsecutiveFailures, failedProbes)
+        switch storage {
+        case .open(let current):
+            storage = .open(until: max(current, until))
+            return nil
+        case .halfOpen:
+            // A probe of ours may be in flight; its result still counts (``record(_:wasProbe:now:)`` in open).
+            storage = .open(until: until)
+            return .open
+        case .closed:
+            storage = .open(until: until)
+            return .open
+        }
+    }
+
+    /// Takes a close another instance published (its probe succeeded). Returns the new state when it changed.
+    mutating func adoptClosed() -> State? {
+        guard configuration.isEnabled else { return nil }
+        halfOpenConsecutiveFailures = 0
+        window?.reset()
+        if case .closed = storage { return nil }
+        storage = .closed(consecutiveFailures: 0)
+        return .closed
+    }
+
+    /// Whether the breaker is open and its period has passed, or half-open: the next admission would be a probe.
+    func awaitsProbe(now: Duration) -> Bool {
+        guard configuration.isEnabled else { return false }
+        switch storage {
+        case .closed: return false
+        case .open(let until): return now >= until
+        case .halfOpen: return true
+        }
+    }
+
     private func rateExceeded(now: Duration) -> Bool {
         guard let threshold = configuration.failureRateThreshold, let window else { return false }
         let (calls, failures) = window.totals(now: now)

@@ -28,6 +28,9 @@ public struct ProviderHealth: Sendable, Hashable {
     public var lastError: String?
     /// This provider's share of all answers the chain got (0...1).
     public var share: Double
+    /// Where the current breaker state or `Retry-After` window was learned: by this instance, or from another
+    /// through the chain's ``FallbackChain/Configuration/healthStore``.
+    public var source: HealthSource = .local
 
     /// Attempts that failed.
     public var failures: Int { failuresByClass.values.reduce(0, +) }
@@ -80,6 +83,20 @@ final class HealthRegistry: Sendable {
         var successes = 0
         var failuresByClass: [String: Int] = [:]
         var lastError: String?
+        /// Where the last transition came from.
+        var source: HealthSource = .local
+        /// With a shared store: probe leases granted and not yet used.
+        var leases = 0
+        /// With a shared store: a lease was asked for and its answer has not come.
+        var leaseRequested = false
+        /// With a shared store: a lease was refused; ask again from this time.
+        var leaseRetryAt: Duration?
+        /// Resets the lease bookkeeping when the breaker moves.
+        mutating func endLeases() {
+            leases = 0
+            leaseRequested = false
+            leaseRetryAt = nil
+        }
     }
 
     /// One provider's record and its lock.
@@ -95,6 +112,8 @@ final class HealthRegistry: Sendable {
     }
 
     private let cells: [Cell]
+    /// The link to a shared health store, when the chain has one.
+    let shared: SharedHealth?
     /// Probes let through because every candidate of a request was closed to traffic, in flight across the chain.
     private let forcedProbes = Mutex(0)
     /// The most forced probes in flight (the breaker's ``CircuitBreaker/Configuration/halfOpenMaxProbes``).
@@ -115,8 +134,10 @@ final class HealthRegistry: Sendable {
         latencyMaxAge: Duration,
         latencySmoothing: Double = 0.3,
         retryBudget: RetryBudget = .init(),
-        longestSkip: Duration = RetryPolicy().maxRetryAfterSkip
+        longestSkip: Duration = RetryPolicy().maxRetryAfterSkip,
+        shared: SharedHealth? = nil
     ) {
+        self.shared = shared
         let entry = Entry(breaker: CircuitBreaker(configuration: breaker), budget: RetryBudgetWindow(retryBudget))
         cells = (0..<count).map { _ in Cell(entry) }
         maxForcedProbes = breaker.halfOpenMaxProbes
@@ -127,19 +148,40 @@ final class HealthRegistry: Sendable {
 
     /// Whether a first attempt may go to the provider now; a request admitted counts toward its retry budget.
     func admit(_ index: Int, now: Duration) -> Admission {
-        cells[index].state.locked { entry in
-            if entry.notBefore > now {
-                return .rejected(until: entry.notBefore, reason: .retryAfter)
+        guard let shared else {
+            return cells[index].state.locked { entry in Self.admit(&entry, now: now) }
+        }
+        // With a shared store a probe needs a lease from the store: asked for here without waiting, and until it
+        // comes the provider stays skipped, as while it was open.
+        var askForLease = false
+        let admission = cells[index].state.locked { entry -> Admission in
+            if entry.notBefore <= now, entry.breaker.awaitsProbe(now: now), entry.leases == 0 {
+                if !entry.leaseRequested, entry.leaseRetryAt.map({ now >= $0 }) ?? true {
+                    entry.leaseRequested = true
+                    askForLease = true
+                }
+                return .rejected(until: max(now, entry.leaseRetryAt ?? now), reason: .circuitOpen)
             }
-            let admission: Admission
-            switch entry.breaker.admit(now: now) {
-            case .allowed: admission = .allowed
-            case .probe: admission = .probe
-            case .rejected(let until): return .rejected(until: until, reason: .circuitOpen)
-            }
-            entry.budget.noteRequest(now: now)
+            let admission = Self.admit(&entry, now: now)
+            if admission == .probe { entry.leases = max(0, entry.leases - 1) }
             return admission
         }
+        if askForLease { shared.requestLease(index) }
+        return admission
+    }
+
+    private static func admit(_ entry: inout Entry, now: Duration) -> Admission {
+        if entry.notBefore > now {
+            return .rejected(until: entry.notBefore, reason: .retryAfter)
+        }
+        let admission: Admission
+        switch entry.breaker.admit(now: now) {
+        case .allowed: admission = .allowed
+        case .probe: admission = .probe
+        case .rejected(let until): return .rejected(until: until, reason: .circuitOpen)
+        }
+        entry.budget.noteRequest(now: now)
+        return admission
     }
 
     /// Takes one retry from the provider's budget, if its breaker is closed and its budget allows another.
@@ -200,7 +242,7 @@ final class HealthRegistry: Sendable {
         latency: Duration?,
         error: ProviderError?
     ) -> CircuitBreaker.State? {
-        cells[index].state.locked { entry in
+        let result = cells[index].state.locked { entry -> (CircuitBreaker.State?, HealthTransition.Change?) in
             entry.attempts += 1
             if let error {
                 entry.failuresByClass[error.kind.label, default: 0] += 1
@@ -226,7 +268,26 @@ final class HealthRegistry: Sendable {
                     entry.recentNext = (entry.recentNext + 1) % 64
                 }
             }
-            return entry.breaker.record(outcome, wasProbe: wasProbe, now: now)
+            let change = entry.breaker.record(outcome, wasProbe: wasProbe, now: now)
+            if change != nil {
+                entry.source = .local
+                entry.endLeases()
+            }
+            return (change, Self.transition(change, entry.breaker, now: now))
+        }
+        if let shared, let transition = result.1 { shared.publish(index, transition) }
+        return result.0
+    }
+
+    /// What a breaker's change means to the other instances.
+    private static func transition(_ change: CircuitBreaker.State?, _ breaker: CircuitBreaker, now: Duration) -> HealthTransition.Change? {
+        switch change {
+        case .open?:
+            return .opened(for: max(.zero, (breaker.opensAt ?? now) - now), failedProbes: breaker.failedProbes)
+        case .closed?:
+            return .closed
+        case .halfOpen?, nil:
+            return nil
         }
     }
 
@@ -236,15 +297,89 @@ final class HealthRegistry: Sendable {
         cells[index].state.locked { _ = $0.breaker.record(.neutral, wasProbe: true, now: now) }
     }
 
-    func suspend(_ index: Int, until: Duration) -> CircuitBreaker.State? {
-        cells[index].state.locked { $0.breaker.trip(until: until) }
+    func suspend(_ index: Int, now: Duration, until: Duration) -> CircuitBreaker.State? {
+        let result = cells[index].state.locked { entry -> (CircuitBreaker.State?, HealthTransition.Change?) in
+            let before = entry.breaker.opensAt
+            let change = entry.breaker.trip(until: until)
+            guard change != nil || entry.breaker.opensAt != before else { return (nil, nil) }
+            entry.source = .local
+            entry.endLeases()
+            let period = max(.zero, (entry.breaker.opensAt ?? now) - now)
+            return (change, .opened(for: period, failedProbes: entry.breaker.failedProbes))
+        }
+        if let shared, let transition = result.1 { shared.publish(index, transition) }
+        return result.0
     }
 
     /// Keeps the provider out of rotation for `retryAfter` (at most ``longestSkip``); never shortens a window.
+    ///
+    /// With a shared store the window is published when it is new or grows by more than a second, so a burst of
+    /// rate limits is one write, not one per request.
     func setNotBefore(_ index: Int, now: Duration, retryAfter: Duration) {
         let until = now + min(max(.zero, retryAfter), longestSkip)
-        cells[index].state.locked { $0.notBefore = max($0.notBefore, until) }
+        let publish = cells[index].state.locked { entry -> Bool in
+            let before = entry.notBefore
+            entry.notBefore = max(entry.notBefore, until)
+            let grown = before <= now || entry.notBefore - before > .seconds(1)
+            if grown { entry.source = .local }
+            return grown
+        }
+        if let shared, publish { shared.publish(index, .retryAfter(until - now)) }
     }
+
+    // MARK: - The shared store's news
+
+    /// Applies another instance's transition (or the stored state) to every entry with that identity.
+    func apply(_ update: HealthUpdate, to indices: [Int], now: Duration) -> [(Int, CircuitBreaker.State)] {
+        var changes: [(Int, CircuitBreaker.State)] = []
+        for index in indices {
+            let change = cells[index].state.locked { entry -> CircuitBreaker.State? in
+                var change: CircuitBreaker.State?
+                var learned = false
+                if update.isClosed {
+                    change = entry.breaker.adoptClosed()
+                    learned = change != nil
+                    if learned { entry.endLeases() }
+                } else if let openFor = update.openFor {
+                    let until = now + openFor.clamped(to: Bounds.longestDuration)
+                    let before = entry.breaker.opensAt
+                    change = entry.breaker.adoptOpen(until: until, failedProbes: update.failedProbes)
+                    learned = change != nil || entry.breaker.opensAt != before
+                    if learned { entry.endLeases() }
+                }
+                if let retryAfter = update.retryAfter, retryAfter > .zero {
+                    let until = now + min(retryAfter, longestSkip)
+                    if until > entry.notBefore {
+                        entry.notBefore = until
+                        learned = true
+                    }
+                }
+                if learned { entry.source = .peer(update.origin) }
+                return change
+            }
+            if let change { changes.append((index, change)) }
+        }
+        return changes
+    }
+
+    /// The store's answer to a lease request.
+    func leaseAnswer(_ indices: [Int], granted: Bool, retryIn: Duration?, now: Duration) {
+        for index in indices {
+            cells[index].state.locked { entry in
+                guard entry.leaseRequested else { return }
+                entry.leaseRequested = false
+                if granted {
+                    if entry.breaker.awaitsProbe(now: now) { entry.leases += 1 }
+                } else {
+                    let period = entry.breaker.configuration.recoveryPeriod(afterFailedProbes: entry.breaker.failedProbes)
+                    entry.leaseRetryAt = now + min(max(retryIn ?? period, .milliseconds(10)), period)
+                }
+            }
+        }
+    }
+
+    /// Probe leases held and not used (for tests).
+    func leasesHeld(_ index: Int) -> Int { cells[index].state.locked { $0.leases } }
 
     /// The breaker's open period for `index` right now (for suspensions that follow the breaker's schedule).
     func recoveryPeriod(_ index: Int) -> Duration {
@@ -302,7 +437,8 @@ final class HealthRegistry: Sendable {
                 successes: entry.successes,
                 failuresByClass: entry.failuresByClass,
                 lastError: entry.lastError,
-                share: Double(entry.successes) / Double(total)
+                share: Double(entry.successes) / Double(total),
+                source: entry.source
             )
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LLMFallback
+import LLMFallbackPostgres
 import LLMFallbackGateway
 import Logging
 import NIOCore
@@ -98,11 +99,21 @@ struct ServeCommand: AsyncParsableCommand {
         // One lean HTTP/1.1 client pool for every chain: upstream requests on the caller's event loop, head and
         // body in one write, responses handed over with one resumption.
         let transport = NIOHTTPClientTransport()
+        // One shared health store for every chain, when the file has a health section with store: postgres.
+        var healthStore: PostgresHealthStore?
+        if let postgres = file.health?.postgres {
+            var storeLogger = Logger(label: "llm-fallback.health-store")
+            storeLogger.logLevel = logger.logLevel
+            healthStore = try PostgresHealthStore(configuration: postgres, logger: storeLogger)
+            logger.info("sharing provider health through \(postgres)")
+        }
         var chains: [String: FallbackChain] = [:]
         for settings in file.chains {
+            var chainConfiguration = settings.configuration
+            chainConfiguration.healthStore = healthStore
             chains[settings.name] = FallbackChain(
                 settings.providers,
-                configuration: settings.configuration,
+                configuration: chainConfiguration,
                 transport: transport,
                 logger: logger
             )
@@ -137,6 +148,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         logger.debug("swift concurrency on NIO event loops: \(onEventLoops)")
-        try await gateway.run()
+        guard let healthStore else {
+            try await gateway.run()
+            return
+        }
+        // The store runs beside the gateway (never on a request's path) and stops when the gateway does.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await healthStore.run() }
+            try await gateway.run()
+            group.cancelAll()
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LLMFallback
+import LLMFallbackPostgres
 import LLMFallbackGateway
 import Yams
 
@@ -38,6 +39,8 @@ struct ConfigFile: Sendable {
     var chains: [ChainSettings]
     /// The gateway's settings, when the file has a `server` section.
     var server: ServerSettings?
+    /// Where provider health is shared, when the file has a `health` section.
+    var health: HealthSettings?
     /// Problems that do not stop the file from loading, such as a provider whose key variable is not set.
     var warnings: [ConfigError]
 
@@ -112,7 +115,8 @@ struct ConfigFile: Sendable {
         let document = ConfigNode(node: root, path: .root, diagnostics: diagnostics, environment: environment)
         var chains: [ChainSettings] = []
         var server: ServerSettings?
-        if let top = document.mapping(allowed: ["chains", "server"]) {
+        var health: HealthSettings?
+        if let top = document.mapping(allowed: ["chains", "server", "health"]) {
             if let chainsNode = top.required("chains"), let mapping = chainsNode.mapping(allowed: nil) {
                 if mapping.entries.isEmpty { chainsNode.error("no chains defined") }
                 for entry in mapping.entries {
@@ -122,6 +126,9 @@ struct ConfigFile: Sendable {
             if let serverNode = top["server"] {
                 server = ServerSettings.read(from: serverNode)
             }
+            if let healthNode = top["health"] {
+                health = HealthSettings.read(from: healthNode)
+            }
             checkModelRouting(chains: chains, server: server, chainsNode: top["chains"], serverNode: top["server"])
         }
         guard diagnostics.errors.isEmpty else { throw ConfigErrors(diagnostics.errors) }
@@ -129,6 +136,7 @@ struct ConfigFile: Sendable {
             path: file,
             chains: chains,
             server: server,
+            health: health,
             warnings: diagnostics.warnings.sorted { ($0.line ?? 0) < ($1.line ?? 0) }
         )
     }
@@ -430,6 +438,62 @@ extension ConfigNode {
         guard case .mapping(let mapping) = node else { return false }
         return mapping.keys.contains { $0.scalar?.string == key }
     }
+}
+
+/// Where provider health is shared between instances: the `health` section.
+///
+/// ```yaml
+/// health:
+///   store: postgres                 # or memory (the default: this instance only)
+///   url: "${DATABASE_URL}"          # postgres://user:password@host:5432/database?sslmode=require
+///   table: llm_fallback_health      # the default
+///   channel: llm_fallback_health    # the default
+///   instance: gateway-1             # this instance's name in the table; host-pid-random by default
+/// ```
+///
+/// The URL's password never appears in messages, descriptions or logs.
+struct HealthSettings: Sendable, CustomStringConvertible {
+    /// The PostgreSQL store's configuration; `nil` for `store: memory`.
+    var postgres: PostgresHealthStore.Configuration?
+
+    static let keys = ["store", "url", "table", "channel", "instance"]
+
+    static func read(from node: ConfigNode) -> HealthSettings? {
+        guard let mapping = node.mapping(allowed: keys) else { return nil }
+        let storeNode = mapping.required("store")
+        guard let store = storeNode?.nonEmptyString("the health store") else { return nil }
+        switch store {
+        case "memory":
+            for key in ["url", "table", "channel", "instance"] {
+                mapping[key]?.error("'\(key)' is for store: postgres; store: memory keeps health in this instance")
+            }
+            return HealthSettings(postgres: nil)
+        case "postgres", "postgresql":
+            break
+        default:
+            storeNode?.error("unknown health store '\(store.prefix(60))' (expected postgres or memory)")
+            return nil
+        }
+        let table = mapping["table"]?.nonEmptyString("the table") ?? PostgresHealthStore.Configuration.defaultTable
+        let channel = mapping["channel"]?.nonEmptyString("the channel") ?? PostgresHealthStore.Configuration.defaultChannel
+        var valid = true
+        for (key, name) in [("table", table), ("channel", channel)] where !PostgresHealthStore.Configuration.isValidIdentifier(name) {
+            mapping[key]?.error("the \(key) must be lowercase letters, digits and '_', starting with a letter or '_', at most 63 characters")
+            valid = false
+        }
+        let instance = mapping["instance"]?.nonEmptyString("the instance name")
+        guard let urlNode = mapping.required("url"), let url = urlNode.nonEmptyString("the database URL") else { return nil }
+        do {
+            let configuration = try PostgresHealthStore.Configuration(url: url, table: table, channel: channel, instanceName: instance)
+            return valid ? HealthSettings(postgres: configuration) : nil
+        } catch {
+            // The store's messages never show the password.
+            urlNode.error((error as? PostgresHealthStoreError)?.message ?? "the database URL is not a postgres:// URL")
+            return nil
+        }
+    }
+
+    var description: String { postgres.map { "\($0)" } ?? "memory" }
 }
 
 /// The gateway's settings: the `server` section.

@@ -1,0 +1,305 @@
+import Foundation
+@testable import LLMFallback
+@testable import LLMFallbackPostgres
+import LLMFallbackTesting
+import Logging
+import Synchronization
+import Testing
+
+/// One instance of an application: its store (its own connection) and its chain.
+struct Instance {
+    let store: PostgresHealthStore
+    let chain: FallbackChain
+
+    init(name: String, url: String, server: MockLLMServer, recovery: Duration = .seconds(1)) throws {
+        store = try PostgresHealthStore(configuration: .init(url: url, instanceName: name))
+        var configuration = FallbackChain.Configuration(
+            circuitBreaker: .init(failureThreshold: 2, recoveryTimeout: recovery),
+            retry: .immediate,
+            randomSeed: 1
+        )
+        configuration.healthStore = store
+        chain = FallbackChain([server.provider("primary"), server.provider("backup")], configuration: configuration)
+    }
+
+    func primary() -> ProviderHealth { chain.healthReport()[0] }
+}
+
+extension MockLLMServer {
+    func provider(_ model: String) -> Provider {
+        var provider = Provider("openai", model: model, apiKey: "sk-shared-test-key", baseURL: openAIBaseURL, timeout: .seconds(5), maxRetries: 0)
+        provider.name = model
+        return provider
+    }
+}
+
+/// Runs the stores of `instances` for the duration of `body`.
+func running(_ instances: [Instance], _ body: @Sendable () async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for instance in instances { group.addTask { try await instance.store.run() } }
+        defer { group.cancelAll() }
+        try await eventually(.seconds(10), "every store connected") { instances.allSatisfy { $0.store.statistics.isConnected } }
+        try await body()
+    }
+}
+
+func withPostgresAndServer(_ body: @Sendable (TestPostgres, MockLLMServer) async throws -> Void) async throws {
+    let postgres = try TestPostgres.start()
+    defer { postgres.destroy() }
+    let server = try await MockLLMServer.start()
+    do {
+        try await body(postgres, server)
+    } catch {
+        try? await server.shutdown()
+        throw error
+    }
+    try await server.shutdown()
+}
+
+@Suite("Shared health through PostgreSQL", .serialized, .enabled(if: TestPostgres.isAvailable, TestPostgres.skipReason))
+struct PostgresHealthStoreTests {
+    @Test("B routes straight to the backup once A's breaker opened; exactly one instance probes after the recovery timeout")
+    func breakerSharedAndOneProbe() async throws {
+        try await withPostgresAndServer { postgres, server in
+            server.script("primary", .status(500))
+            let a = try Instance(name: "a", url: postgres.url, server: server)
+            let b = try Instance(name: "b", url: postgres.url, server: server)
+            try await running([a, b]) {
+                for _ in 0..<2 { #expect(try await a.chain.chat("hi").providerName == "backup") }
+                #expect(a.primary().state == .open)
+                #expect(a.primary().source == .local)
+                let opened = ContinuousClock.now
+                try await eventually(.seconds(2), "B learns A's open breaker") { b.primary().state == .open }
+                print("propagation of the open breaker from A to B: \(ContinuousClock.now - opened)")
+                #expect(b.primary().source == .peer("a"))
+                for _ in 0..<5 { #expect(try await b.chain.chat("hi").providerName == "backup") }
+                #expect(server.requests(for: "primary").count == 2)  // B sent the primary nothing
+
+                // After the recovery timeout both keep sending requests: one probe in all, which fails and reopens.
+                try await Task.sleep(for: .milliseconds(1_100))
+                let end = ContinuousClock.now + .milliseconds(800)
+                while ContinuousClock.now < end {
+                    async let fromA = a.chain.chat("hi")
+                    async let fromB = b.chain.chat("hi")
+                    _ = try await (fromA, fromB)
+                }
+                #expect(server.requests(for: "primary").count == 3)
+                try await eventually(.seconds(2), "both open again") { a.primary().state == .open && b.primary().state == .open }
+
+                // The primary recovers: the next period's one probe closes it for both.
+                server.script("primary", .text("primary is back"))
+                try await eventually(.seconds(6), "a probe closes the breaker for both") {
+                    async let fromA = a.chain.chat("hi")
+                    async let fromB = b.chain.chat("hi")
+                    _ = try await (fromA, fromB)
+                    return a.primary().state == .closed && b.primary().state == .closed
+                }
+                #expect(server.requests(for: "primary").count >= 4)
+                #expect(try await b.chain.chat("hi").providerName == "primary")
+            }
+        }
+    }
+
+    @Test("A Retry-After seen by A is honoured by B")
+    func retryAfterShared() async throws {
+        try await withPostgresAndServer { postgres, server in
+            server.script("primary", [.status(429, headers: ["retry-after": "30"]), .text("primary")])
+            let a = try Instance(name: "a", url: postgres.url, server: server)
+            let b = try Instance(name: "b", url: postgres.url, server: server)
+            try await running([a, b]) {
+                #expect(try await a.chain.chat("hi").providerName == "backup")
+                try await eventually(.seconds(2), "B learns the Retry-After") { b.primary().retryAfterRemaining != nil }
+                let remaining = try #require(b.primary().retryAfterRemaining)
+                #expect(remaining > .seconds(25) && remaining <= .seconds(30))
+                #expect(b.primary().source == .peer("a"))
+                for _ in 0..<3 { #expect(try await b.chain.chat("hi").providerName == "backup") }
+                #expect(server.requests(for: "primary").count == 1)
+            }
+        }
+    }
+
+    @Test("With the database stopped both keep answering; when it returns they converge")
+    func databaseOutage() async throws {
+        try await withPostgresAndServer { postgres, server in
+            let a = try Instance(name: "a", url: postgres.url, server: server, recovery: .seconds(30))
+            let b = try Instance(name: "b", url: postgres.url, server: server, recovery: .seconds(30))
+            try await running([a, b]) {
+                try postgres.stop()
+                try await eventually(.seconds(5), "both notice the outage") {
+                    !a.store.statistics.isConnected && !b.store.statistics.isConnected
+                }
+                #expect(try await a.chain.chat("hi").providerName == "primary")
+                #expect(try await b.chain.chat("hi").providerName == "primary")
+                server.script("primary", .status(500))
+                for _ in 0..<2 { #expect(try await a.chain.chat("hi").providerName == "backup") }
+                #expect(a.primary().state == .open)
+                #expect(a.store.statistics.pending == 1)
+                #expect(try await b.chain.chat("hi").providerName == "backup")  // B still on its own view
+
+                try postgres.startServer()
+                try await eventually(.seconds(15), "both reconnect") { a.store.statistics.isConnected && b.store.statistics.isConnected }
+                try await eventually(.seconds(5), "B learns what A published after the outage") { b.primary().state == .open }
+                let sent = server.requests(for: "primary").count
+                for _ in 0..<3 { #expect(try await b.chain.chat("hi").providerName == "backup") }
+                #expect(server.requests(for: "primary").count == sent)
+                #expect(a.store.statistics.pending == 0)
+            }
+        }
+    }
+
+    @Test("A new instance reads the shared state from the table when it starts")
+    func startupReadsTable() async throws {
+        try await withPostgresAndServer { postgres, server in
+            server.script("primary", .status(500))
+            let a = try Instance(name: "a", url: postgres.url, server: server, recovery: .seconds(30))
+            try await running([a]) {
+                for _ in 0..<2 { _ = try await a.chain.chat("hi") }
+                try await eventually(.seconds(2), "A published") { a.store.statistics.published == 1 }
+                let late = try Instance(name: "late", url: postgres.url, server: server, recovery: .seconds(30))
+                try await running([late]) {
+                    try await eventually(.seconds(2), "the late instance reads the row") { late.primary().state == .open }
+                    let reopens = try #require(late.primary().reopensIn)
+                    #expect(reopens > .seconds(25) && reopens <= .seconds(30))
+                    #expect(late.primary().source == .peer("a"))
+                }
+            }
+        }
+    }
+
+    @Test("Propagation delay of a transition from one instance to another (p50, p99)")
+    func propagation() async throws {
+        let postgres = try TestPostgres.start()
+        defer { postgres.destroy() }
+        let sender = try PostgresHealthStore(configuration: .init(url: postgres.url, instanceName: "sender"))
+        let receiver = try PostgresHealthStore(configuration: .init(url: postgres.url, instanceName: "receiver"))
+        let identity = ProviderIdentity(kind: "openai", baseURL: "http://x", model: "m", keyDigest: "")
+        let probe = RecordingSubscriber([identity])
+        receiver.subscribe(probe)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await sender.run() }
+            group.addTask { try await receiver.run() }
+            defer { group.cancelAll() }
+            try await eventually(.seconds(10), "connected") { sender.statistics.isConnected && receiver.statistics.isConnected }
+            var delays: [Duration] = []
+            for round in 1...200 {
+                let start = ContinuousClock.now
+                sender.publish(HealthTransition(provider: identity, change: .retryAfter(.seconds(Int64(round)))))
+                try await eventually(.seconds(2), "update \(round) arrives") { probe.count >= round }
+                delays.append(ContinuousClock.now - start)
+            }
+            delays.sort()
+            let p50 = delays[delays.count / 2]
+            let p99 = delays[delays.count * 99 / 100]
+            print("health store propagation over 200 transitions: p50 \(p50), p99 \(p99), max \(delays.last!)")
+            #expect(p99 < .seconds(1))
+        }
+    }
+
+    @Test("Throughput with the shared store on versus off, in the same run (printed; the request path never waits for it)")
+    func throughput() async throws {
+        try await withPostgresAndServer { postgres, server in
+            let on = try Instance(name: "bench", url: postgres.url, server: server)
+            let off = FallbackChain(
+                [server.provider("primary"), server.provider("backup")],
+                configuration: .init(circuitBreaker: .init(failureThreshold: 2, recoveryTimeout: .seconds(1)), retry: .immediate, randomSeed: 1)
+            )
+            try await running([on]) {
+                @Sendable func rate(_ chain: FallbackChain) async throws -> Double {
+                    let start = ContinuousClock.now
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for _ in 0..<8 { group.addTask { for _ in 0..<50 { _ = try await chain.chat("hi") } } }
+                        try await group.waitForAll()
+                    }
+                    let elapsed = ContinuousClock.now - start
+                    return 400 / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                }
+                _ = try await rate(off)
+                _ = try await rate(on.chain)
+                var rates: (on: [Double], off: [Double]) = ([], [])
+                // The mock records every request, so each measurement starts from a reset server, and the order
+                // alternates between rounds.
+                for round in 0..<6 {
+                    for storeOn in round % 2 == 0 ? [false, true] : [true, false] {
+                        server.reset()
+                        if storeOn { rates.on.append(try await rate(on.chain)) } else { rates.off.append(try await rate(off)) }
+                    }
+                }
+                let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+                print(String(format: "throughput, 8 concurrent clients against MockLLMServer: store off %.0f req/s, store on %.0f req/s, ratio %.3f",
+                             median(rates.off), median(rates.on), median(rates.on) / median(rates.off)))
+                #expect(on.store.statistics.published == 0)  // a healthy fleet writes nothing
+            }
+        }
+    }
+
+    @Test("Without a database, transitions wait in a bounded queue (oldest dropped) and leases are granted locally")
+    func boundedQueueWhileDown() async throws {
+        var configuration = try PostgresHealthStore.Configuration(url: "postgres://nobody:pw@127.0.0.1:1/none?sslmode=disable")
+        configuration.maxPendingTransitions = 3
+        let store = try PostgresHealthStore(configuration: configuration)
+        let identity = ProviderIdentity(kind: "openai", baseURL: "http://x", model: "m", keyDigest: "")
+        let subscriber = RecordingSubscriber([identity])
+        store.subscribe(subscriber)
+        for second in 1...5 { store.publish(HealthTransition(provider: identity, change: .retryAfter(.seconds(Int64(second))))) }
+        #expect(store.statistics.pending == 3)
+        #expect(store.statistics.dropped == 2)
+        store.requestProbeLease(for: identity, maxProbes: 1, duration: .seconds(1))
+        #expect(subscriber.leases == [true])
+    }
+}
+
+@Suite("Health store parts without a database")
+struct HealthStorePartsTests {
+    @Test("SHA-256 matches FIPS 180-4's vectors")
+    func sha256() {
+        #expect(SHA256Digest.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256Digest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256Digest.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256Digest.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test("An identity holds the key's digest, never the key")
+    func identity() throws {
+        let resolved = try Provider("openai", model: "gpt-4o", apiKey: "sk-very-secret").resolved(environment: [:])
+        let identity = ProviderIdentity(resolved)
+        #expect(identity.keyDigest == SHA256Digest.hex(Array("sk-very-secret".utf8)))
+        #expect(!"\(identity) \(identity.key) \(String(reflecting: identity))".contains("sk-very-secret"))
+        let other = try Provider("openai", model: "gpt-4o", apiKey: "sk-other").resolved(environment: [:])
+        #expect(ProviderIdentity(other).key != identity.key)
+    }
+
+    @Test("The password never shows in descriptions or errors")
+    func password() throws {
+        let configuration = try PostgresHealthStore.Configuration(url: "postgres://app:hunter2-secret@db:5433/health")
+        #expect(configuration.port == 5433 && configuration.database == "health" && configuration.password == "hunter2-secret")
+        let store = try PostgresHealthStore(configuration: configuration)
+        #expect(!"\(configuration) \(store)".contains("hunter2"))
+        for bad in ["mysql://a:hunter2@h/db", "postgres://:hunter2@h/db", "postgres://a:hunter2@/db", "postgres://a:hunter2@h/db?sslmode=odd"] {
+            #expect(throws: PostgresHealthStoreError.self) { try PostgresHealthStore.Configuration(url: bad) }
+            do { _ = try PostgresHealthStore.Configuration(url: bad) } catch { #expect(!"\(error)".contains("hunter2")) }
+        }
+        #expect(throws: PostgresHealthStoreError.self) { try PostgresHealthStore(configuration: .init(host: "h", username: "u", table: "x; DROP TABLE y")) }
+    }
+
+    @Test("Notification payloads round-trip; hostile ones are ignored")
+    func notices() {
+        let notice = Notice(origin: "a|b", key: "k", state: "open", openMs: 1500, failedProbes: 2, retryMs: nil)
+        let parsed = Notice(notice.payload)
+        #expect(parsed?.origin == "a_b" && parsed?.openMs == 1500 && parsed?.failedProbes == 2 && parsed?.retryMs == nil)
+        for hostile in ["", "v1", "v2|a|k|open||0|", "v1|a|k|exploded||0|", String(repeating: "|", count: 10_000)] {
+            #expect(Notice(hostile) == nil)
+        }
+    }
+}
+
+final class RecordingSubscriber: HealthStoreSubscriber {
+    let providerIdentities: [ProviderIdentity]
+    private let state = Mutex<(updates: [HealthUpdate], leases: [Bool])>(([], []))
+    init(_ identities: [ProviderIdentity]) { providerIdentities = identities }
+    func apply(_ update: HealthUpdate) { state.withLock { $0.updates.append(update) } }
+    func probeLease(for provider: ProviderIdentity, granted: Bool, retryIn: Duration?) { state.withLock { $0.leases.append(granted) } }
+    var count: Int { state.withLock { $0.updates.count } }
+    var leases: [Bool] { state.withLock { $0.leases } }
+}
