@@ -72,7 +72,8 @@ extension FallbackChain {
             }
         }
         if let interval = options.keepAliveInterval {
-            let ticker = KeepAliveTicker(interval: max(interval, .milliseconds(10)), clock: clock, continuation: continuation)
+            let ticker = KeepAliveTicker(
+                interval: max(interval, .milliseconds(10)).clamped(to: Bounds.longestDuration), clock: clock, continuation: continuation)
             ticker.schedule()
             continuation.onTermination = { _ in
                 task.cancel()

@@ -234,6 +234,8 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
     private var translator: AnthropicMessagesServer.StreamEncoder
     /// Whether the gateway wrote a `message_start` of its own (before keep-alives).
     private var startedByGateway = false
+    /// Whether a relayed `message_stop` went out: nothing may follow it, not even a keep-alive that raced it.
+    private var relayedStop = false
 
     init(id: String, model: String) {
         translator = AnthropicMessagesServer.StreamEncoder(id: id, model: model)
@@ -241,6 +243,7 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
 
     mutating func encode(_ chunk: ChatChunk, into buffer: inout ByteBuffer) -> (any Error)? {
         if chunk.isKeepAlive && chunk.rawData == nil {
+            guard !relayedStop else { return nil }
             if case .undecided = mode, !startedByGateway {
                 startedByGateway = true
                 for event in translator.start() { buffer.writeString(event) }
@@ -257,6 +260,7 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
                 return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
             }
             if startedByGateway && raw.hasPrefix("event: message_start\n") { return nil }
+            if raw.hasPrefix("event: message_stop\n") { relayedStop = true }
             buffer.writeString(raw)
         case .translating, .undecided:
             for event in translator.encode(chunk) { buffer.writeString(event) }

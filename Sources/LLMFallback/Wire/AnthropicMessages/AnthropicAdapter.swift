@@ -34,14 +34,8 @@ public struct AnthropicAdapter: ProviderAdapter {
     public init() {}
 
     public func makeRequest(_ request: ChatRequest, for provider: ResolvedProvider, stream: Bool) throws(ProviderError) -> HTTPRequestParts {
-        var headers = HTTPHeaders()
-        headers.addJSONHeaders()
         let passthrough = request.passthrough?.format == .anthropic ? request.passthrough : nil
-        Self.addHeaders(to: &headers, for: provider, passthrough: passthrough)
-        if stream { headers.replaceOrAdd(name: "accept", value: "text/event-stream") }
-        for (name, value) in provider.provider.headers.sorted(by: { $0.key < $1.key }) {
-            headers.replaceOrAdd(name: name, value: value)
-        }
+        let headers = Self.headers(for: provider, passthrough: passthrough, stream: stream)
         if let passthrough {
             let bytes = try Self.writePassthrough(
                 passthrough, request: request, model: provider.provider.model, stream: stream,
@@ -69,15 +63,23 @@ public struct AnthropicAdapter: ProviderAdapter {
         return AnthropicRequestBody.droppedParameters(of: request)
     }
 
-    /// The key, and `anthropic-version` and `anthropic-beta`: the provider's configured version first, then the
-    /// client's (for a passthrough body, written against it), then ``defaultAPIVersion``; the client's betas.
-    static func addHeaders(to headers: inout HTTPHeaders, for provider: ResolvedProvider, passthrough: PassthroughBody?) {
+    /// The JSON headers, the key, `anthropic-version` and `anthropic-beta` (the provider's configured version
+    /// first, then the client's, for a passthrough body written against it, then ``defaultAPIVersion``; the
+    /// client's betas), and last the provider's own ``Provider/headers``, which replace any of them.
+    static func headers(for provider: ResolvedProvider, passthrough: PassthroughBody?, stream: Bool) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.addJSONHeaders()
         if let key = provider.apiKey { headers.add(name: "x-api-key", value: key) }
         let version = provider.provider.apiVersion ?? passthrough?.headers["anthropic-version"] ?? Self.defaultAPIVersion
         headers.add(name: "anthropic-version", value: version)
         if let beta = passthrough?.headers["anthropic-beta"], !beta.isEmpty {
             headers.add(name: "anthropic-beta", value: beta)
         }
+        if stream { headers.replaceOrAdd(name: "accept", value: "text/event-stream") }
+        for (name, value) in provider.provider.headers.sorted(by: { $0.key < $1.key }) {
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        return headers
     }
 
     /// The client's own Messages body (``ChatRequest/passthrough``) with only what the chain must change: `model`,
@@ -129,6 +131,9 @@ public struct AnthropicAdapter: ProviderAdapter {
                     try buffer.writeJSONValue(value)
                 }
             }
+        } catch let error as ProviderError {
+            // An appended message the format cannot express: its own reason.
+            throw error
         } catch {
             throw ProviderError(.invalidRequest, message: "the request holds a number JSON cannot carry (NaN or infinity)")
         }
@@ -143,13 +148,8 @@ public struct AnthropicAdapter: ProviderAdapter {
     /// The request for `POST /v1/messages/count_tokens`: a passthrough body as the client sent it (model
     /// replaced), or the neutral request's conversation, system, tools and thinking.
     public func makeCountTokensRequest(_ request: ChatRequest, for provider: ResolvedProvider) throws(ProviderError) -> HTTPRequestParts {
-        var headers = HTTPHeaders()
-        headers.addJSONHeaders()
         let passthrough = request.passthrough?.format == .anthropic ? request.passthrough : nil
-        Self.addHeaders(to: &headers, for: provider, passthrough: passthrough)
-        for (name, value) in provider.provider.headers.sorted(by: { $0.key < $1.key }) {
-            headers.replaceOrAdd(name: name, value: value)
-        }
+        let headers = Self.headers(for: provider, passthrough: passthrough, stream: false)
         let url = "\(provider.baseURL)/v1/messages/count_tokens"
         if let passthrough {
             var counted = request
