@@ -11,6 +11,9 @@ MockLLMServer and the gateway and pass the base URL. Expects these chains, as th
   ratelimited   every provider answers 429 with retry-after
   overloaded    every provider answers 529
   badrequest    the provider refuses the request (400)
+  rescue        an Anthropic provider cuts "The quick brown fox jumps over the lazy dog" after three words; another
+                Anthropic provider that takes a prefill finishes it
+  rescue_translated  the same cut, finished by an OpenAI-compatible provider told to take a prefill
 
 Exits 0 when every check passed; prints one line per check and a closing "N passed, N failed" line.
 """
@@ -152,7 +155,29 @@ def main() -> int:
         ids = [model.id for model in listed.data]
         check("models: the chains, Anthropic's list", "claude" in ids and "failover" in ids, ids)
 
+    answer = "The quick brown fox jumps over the lazy dog"
+
+    def rescue_check(model, producers):
+        with client.messages.stream(model=model, max_tokens=100, messages=messages) as stream:
+            events = list(stream)
+            final = stream.get_final_message()
+        text = "".join(block.text for block in final.content if block.type == "text")
+        check(f"{model}: the joined text is the answer", text == answer, text)
+        check(f"{model}: one text block", [block.type for block in final.content] == ["text"], final.content)
+        check(f"{model}: stop_reason end_turn", final.stop_reason == "end_turn", final.stop_reason)
+        deltas = [event for event in events if event.type == "message_delta"]
+        extra = (deltas[-1].model_extra or {}).get("llm_fallback") if deltas else None
+        check(f"{model}: message_delta names the producers", extra == {"providers": producers}, extra)
+
+    def rescue():
+        rescue_check("rescue", ["claude-3-5-haiku-cut", "claude-3-5-sonnet-rescue"])
+
+    def rescue_translated():
+        rescue_check("rescue_translated", ["claude-3-5-haiku-cut-2", "local"])
+
     for name, body in [
+        ("rescue", rescue),
+        ("rescue_translated", rescue_translated),
         ("create", create),
         ("bearer", create_with_bearer),
         ("stream", stream),

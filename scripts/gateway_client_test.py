@@ -9,6 +9,10 @@ gateway and pass the base URL. Expects these chains, as the Swift test sets them
   midstream  its only provider cuts the stream after one chunk
   tools      answers with a get_weather tool call
   fidelity   answers a completion with logprobs and a system_fingerprint (the Swift test checks what reached it)
+  rescue     its primary cuts "The quick brown fox jumps over the lazy dog" after three words; a provider that
+             takes a prefill finishes it
+  rescue_tools    its primary cuts a get_weather tool call mid-arguments (never continued)
+  rescue_refused  its primary cuts the answer; the next provider refuses the prefill with a 400
 
 Exits 0 when every check passed; prints one line per check and a closing "N passed, N failed" line.
 """
@@ -129,8 +133,42 @@ def main() -> int:
         except openai.APIError as error:
             check("error mid-stream: raised", len(received) >= 1, f"{len(received)} chunks before {error}")
 
+    answer = "The quick brown fox jumps over the lazy dog"
+
+    def rescue():
+        chunks = list(client.chat.completions.create(model="rescue", messages=messages, stream=True,
+                                                     stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        check("rescue: the joined text is the answer", text == answer, text)
+        finishes = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        check("rescue: one finish_reason, stop", [c.choices[0].finish_reason for c in finishes] == ["stop"], finishes)
+        extra = (finishes[-1].model_extra or {}).get("llm_fallback") if finishes else None
+        check("rescue: the last chunk names the producers", extra == {"providers": ["primary", "claude-3-5-sonnet-rescue"]}, extra)
+        check("rescue: usage at the end", chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0, chunks[-1])
+
+    def rescue_tools():
+        received = []
+        try:
+            for chunk in client.chat.completions.create(model="rescue_tools", messages=messages, stream=True, tools=[{
+                    "type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]):
+                received.append(chunk)
+            check("rescue: a cut tool call is an error, never a clean end", False, "the stream ended cleanly")
+        except openai.APIError as error:
+            check("rescue: a cut tool call is an error, never a clean end", "never continued" in str(error), error)
+
+    def rescue_refused():
+        text = ""
+        try:
+            for chunk in client.chat.completions.create(model="rescue_refused", messages=messages, stream=True):
+                text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+            check("rescue: a refused continuation is an error naming the cut", False, "the stream ended cleanly")
+        except openai.APIError as error:
+            check("rescue: a refused continuation is an error naming the cut",
+                  "interrupted" in str(error) and "continuing it failed" in str(error) and answer.startswith(text), error)
+
     for name, body in [("chat", chat), ("stream", stream), ("include_usage", include_usage), ("failover", failover),
-                       ("tools", tools), ("fidelity", fidelity), ("errors", errors)]:
+                       ("tools", tools), ("fidelity", fidelity), ("errors", errors), ("rescue", rescue),
+                       ("rescue_tools", rescue_tools), ("rescue_refused", rescue_refused)]:
         run(name, body)
 
     passed = sum(results)

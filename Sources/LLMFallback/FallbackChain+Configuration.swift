@@ -3,7 +3,7 @@ import Synchronization
 
 /// What a stream does when it fails after content has reached the caller.
 public struct MidStreamPolicy: Hashable, Sendable, CustomStringConvertible {
-    enum Base: Hashable, Sendable { case fail, restart, `continue` }
+    enum Base: Hashable, Sendable { case fail, restart, `continue`, continueWithInstruction }
     let base: Base
 
     /// End the stream with a ``StreamInterrupted`` error that says how much was delivered (the default).
@@ -11,15 +11,27 @@ public struct MidStreamPolicy: Hashable, Sendable, CustomStringConvertible {
     /// Re-run the request on the next provider, first sending a chunk of kind ``ChatChunk/Kind/restart`` so a UI
     /// can clear the partial text.
     public static let restart = MidStreamPolicy(base: .restart)
-    /// Ask the next provider to continue the partial answer (assistant prefill) where it supports that;
-    /// elsewhere behave as ``restart``.
+    /// Finish the answer on the next provider that can continue a partial answer (``AssistantPrefill``): it is
+    /// sent the delivered text to go on from, and the caller sees one answer. Providers that cannot continue are
+    /// passed over; when none is left, or the answer was a tool call or JSON output (never continued by another
+    /// model), the stream ends with ``StreamInterrupted`` as under ``fail``.
     public static let `continue` = MidStreamPolicy(base: .continue)
+    /// As ``continue``, and a provider that cannot take a prefill is sent the partial answer as an assistant turn
+    /// followed by a short user instruction to continue from exactly where it stopped. The trade-off: it works on
+    /// every provider (the official OpenAI API included), but an instruction is a request, not a guarantee: the
+    /// model may start over or rephrase (the chain cuts a repeated overlap of up to 200 characters) and its voice
+    /// may change at the seam.
+    public static let continueWithInstruction = MidStreamPolicy(base: .continueWithInstruction)
+
+    /// Whether the policy finishes a broken answer on another provider (``continue``, ``continueWithInstruction``).
+    var continues: Bool { base == .continue || base == .continueWithInstruction }
 
     public var description: String {
         switch base {
         case .fail: return "fail"
         case .restart: return "restart"
         case .continue: return "continue"
+        case .continueWithInstruction: return "continue_with_instruction"
         }
     }
 }
@@ -233,8 +245,13 @@ public struct StreamInterrupted: Error, Sendable, CustomStringConvertible {
     public var underlying: ProviderError
     /// Every attempt made.
     public var trace: [AttemptRecord]
+    /// Why no other provider finished the answer, when the mid-stream policy would have had one do it
+    /// (``MidStreamPolicy/continue``): "a tool call is never continued by another provider", "no provider left
+    /// could continue it", "continuing it failed on anthropic/claude (invalid_request, HTTP 400)"; `nil` otherwise.
+    public var continuationFailure: String?
 
     public var description: String {
-        "stream from \(provider) interrupted after \(deliveredChunks) chunks (\(deliveredCharacters) characters): \(underlying)"
+        let reason = continuationFailure.map { "; \($0)" } ?? ""
+        return "stream from \(provider) interrupted after \(deliveredChunks) chunks (\(deliveredCharacters) characters): \(underlying)\(reason)"
     }
 }

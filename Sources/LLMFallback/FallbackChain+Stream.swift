@@ -134,8 +134,41 @@ extension FallbackChain {
             var deliveredChunks = 0
             var text = ""
             var restartPending = false
+            /// Whether tool-call fragments reached the caller: such an answer is never continued elsewhere.
+            var deliveredToolCalls = false
+            /// Whether the request asked for JSON output: such an answer is never continued elsewhere.
+            var structuredOutput = false
+            /// The entries that produced the delivered answer, in order.
+            var producers: [String] = []
+            /// What the attempts that delivered part of the answer and broke reported using.
+            var billed: Usage?
+            /// The first break after content: what the caller is told if no continuation finishes the answer.
+            var interruption: StreamInterrupted?
+            /// The continuations tried that failed, for that error.
+            var failedContinuations: [(provider: String, error: ProviderError)] = []
         }
         let state = Mutex(State())
+
+        /// The error that ends an answer no provider could finish: the first break, naming the continuations
+        /// that failed (or that none could be tried); `nil` when nothing was delivered.
+        func interruption(trace: [AttemptRecord], skipped: [SkippedProvider]) -> StreamInterrupted? {
+            state.locked { state in
+                guard var interrupted = state.interruption else { return nil }
+                interrupted.trace = trace
+                if !state.failedContinuations.isEmpty {
+                    let failures = state.failedContinuations.map { failure in
+                        let status = failure.error.status.map { ", HTTP \($0)" } ?? ""
+                        return "\(failure.provider) (\(failure.error.kind.label)\(status))"
+                    }
+                    interrupted.continuationFailure = "continuing it failed on " + failures.joined(separator: ", then ")
+                    interrupted.underlying.message += "; continuing it failed: "
+                        + state.failedContinuations.map { "\($0.provider): \($0.error.message)" }.joined(separator: "; ")
+                } else if skipped.contains(where: { $0.reason == .cannotContinue }) {
+                    interrupted.continuationFailure = "no provider left could continue it"
+                }
+                return interrupted
+            }
+        }
     }
 
     struct StreamSummary: Sendable {
@@ -145,7 +178,36 @@ extension FallbackChain {
         var usage: Usage?
     }
 
-    /// Runs one leg of a streamed request on `run`; `nil` when the leg ran out of candidates.
+    /// How a provider is asked to finish an answer another one began.
+    enum ContinuationMethod: Sendable {
+        /// The delivered text as the start of its answer (``AssistantPrefill``).
+        case prefill
+        /// The delivered text as an assistant turn, then ``continuationInstruction``.
+        case instruction
+    }
+
+    /// The user turn that asks a provider without prefill to go on from an assistant turn
+    /// (``MidStreamPolicy/continueWithInstruction``).
+    static let continuationInstruction = """
+        Your previous reply was cut off. Continue it from exactly where it stopped, as if it had never been \
+        interrupted: do not repeat any of it, do not start over, and add no introduction or comment.
+        """
+
+    /// How `entry` can finish a broken answer to `request` under the chain's policy; `nil` when it cannot.
+    func continuationMethod(for request: ChatRequest, entry: ChainEntry, resolved: ResolvedProvider) -> ContinuationMethod? {
+        if !entry.refusedPrefill.load(ordering: .relaxed), entry.adapter.assistantPrefill(for: request, provider: resolved).isSupported {
+            return .prefill
+        }
+        return configuration.midStreamPolicy == .continueWithInstruction ? .instruction : nil
+    }
+
+    /// Runs one leg of a streamed request on `run`; `nil` when the leg ran out of candidates before any content.
+    ///
+    /// After content reached the caller, a break goes by the mid-stream policy: `restart` re-runs the request on
+    /// the next provider after a ``ChatChunk/Kind/restart`` chunk; `continue` passes over the providers that cannot
+    /// continue a partial answer and asks the next one that can to go on from the delivered text (a prefill, or
+    /// under `continueWithInstruction` an instruction), its chunks joined at a ``StreamSeam``. When no provider
+    /// finishes the answer, the first break is thrown as ``StreamInterrupted``.
     func streamLeg(
         _ request: ChatRequest,
         run: Execution,
@@ -154,17 +216,38 @@ extension FallbackChain {
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
     ) async throws -> Outcome<StreamSummary>? {
         let policy = configuration.midStreamPolicy
-        return try await drive(run, span: span) { entry, resolved, timeout, context in
+        progress.state.locked { $0.structuredOutput = request.asksForStructuredOutput }
+        let passOver: (@Sendable (ChainEntry, ResolvedProvider) -> SkippedProvider.Reason?)?
+        if policy.continues {
+            passOver = { entry, resolved in
+                guard progress.state.locked({ $0.deliveredChunks }) > 0 else { return nil }
+                return self.continuationMethod(for: request, entry: entry, resolved: resolved) == nil ? .cannotContinue : nil
+            }
+        } else {
+            passOver = nil
+        }
+        let outcome = try await drive(run, span: span, passOver: passOver) { entry, resolved, timeout, context in
             var attemptRequest = request
-            let delivered = progress.state.locked { $0 }
-            var prefilled = false
-            if delivered.deliveredChunks > 0 {
-                if policy == .continue && resolved.kind.supportsAssistantPrefill {
-                    // Anthropic refuses a prefill that ends in whitespace.
-                    var prefix = Substring(delivered.text)
-                    while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
-                    attemptRequest.messages.append(.assistant(String(prefix)))
-                    prefilled = true
+            let (deliveredChunks, deliveredText) = progress.state.locked { ($0.deliveredChunks, $0.text) }
+            var method: ContinuationMethod?
+            var seam: StreamSeam?
+            if deliveredChunks > 0 {
+                if policy.continues, let how = self.continuationMethod(for: request, entry: entry, resolved: resolved) {
+                    method = how
+                    seam = StreamSeam(delivered: deliveredText)
+                    switch how {
+                    case .prefill:
+                        // Anthropic refuses a prefill that ends in whitespace; the seam puts it back.
+                        var prefix = Substring(deliveredText)
+                        while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
+                        if !prefix.isEmpty {
+                            attemptRequest.messages.append(.assistant(String(prefix)))
+                            attemptRequest.continuesFinalMessage = true
+                        }
+                    case .instruction:
+                        attemptRequest.messages.append(.assistant(deliveredText))
+                        attemptRequest.messages.append(.user(Self.continuationInstruction))
+                    }
                 } else {
                     progress.state.locked {
                         $0.restartPending = true
@@ -172,7 +255,7 @@ extension FallbackChain {
                     }
                 }
             }
-            var result = await self.streamAttempt(
+            let result = await self.streamAttempt(
                 entry: entry,
                 resolved: resolved,
                 request: attemptRequest,
@@ -180,23 +263,40 @@ extension FallbackChain {
                 requestDeadline: run.deadline,
                 attemptNumber: context.number,
                 progress: progress,
+                seam: seam,
                 continuation: continuation
             )
-            if prefilled, case .failure(let error, _) = result, error.kind == .invalidRequest, let original = context.previousFailure {
-                // The provider refused the prefill: fail over, and never let that hide the original failure.
-                var combined = original
-                combined.message = "\(original.message) (continuing on \(entry.provider.name) was refused: \(error.message))"
-                result = .failure(combined, forceFailover: true)
+            guard let method, case .failure(let error, _) = result else { return result }
+            // A continuation that failed never hides the break it was to mend: it is named in the error the caller
+            // gets if none succeeds, and the request moves on whatever the failure (a 400 to a prefill included).
+            let refusal = error.kind == .invalidRequest
+            if method == .prefill && refusal && Self.refusesPrefill(error) {
+                entry.refusedPrefill.store(true, ordering: .relaxed)
             }
-            return result
+            let redacted = entry.redact(error)
+            progress.state.locked { $0.failedContinuations.append((entry.provider.name, redacted)) }
+            return .failure(error, forceFailover: true)
         }
+        if outcome == nil, let interrupted = progress.interruption(trace: run.trace, skipped: run.skipped) {
+            throw interrupted
+        }
+        return outcome
+    }
+
+    /// Whether a provider's `400` to a continuation says it takes no prefill (Anthropic: "does not support
+    /// assistant message prefill"; Gemini: "Requests ending with a model turn are not supported").
+    static func refusesPrefill(_ error: ProviderError) -> Bool {
+        let message = error.message.lowercased()
+        return ["prefill", "model turn", "final assistant", "last message", "assistant message", "prefix"].contains { message.contains($0) }
     }
 
     /// Hands a streamed request's answer to `onSuccess`: once per request, for the leg that won.
     func reportStreamSuccess(_ outcome: Outcome<StreamSummary>, progress: StreamProgress) {
         guard let onSuccess else { return }
         var summary = outcome.value
-        summary.content = progress.state.locked { $0.text }
+        let (text, billed) = progress.state.locked { ($0.text, $0.billed) }
+        summary.content = text
+        if let billed, let usage = summary.usage { summary.usage = billed.adding(usage) }
         let response = ChatResponse(
             content: summary.content,
             finishReason: summary.finishReason,

@@ -206,8 +206,8 @@ extension GatewayError {
     }
 }
 
-/// A stream broke after it started and the chain continued it on another attempt, whose events cannot be spliced
-/// into an Anthropic stream relayed event by event (block indices, a second `message_start`).
+/// A stream broke after it started and the chain re-ran it on another attempt (`restart`), whose events cannot be
+/// spliced into an Anthropic stream relayed event by event (block indices, a second `message_start`).
 struct StreamSpliceRefused: Error {
     var provider: String
 }
@@ -219,6 +219,9 @@ struct StreamSpliceRefused: Error {
 /// (``ChatChunk/rawData``): thinking blocks and their signatures, citations, server tools and events added later
 /// reach the client intact. Otherwise the chunks are translated by ``AnthropicMessagesServer/StreamEncoder``:
 /// `message_start`, text and `tool_use` blocks, `message_delta` with the stop reason and usage, `message_stop`.
+/// When a relayed stream broke and the chain continued it on another provider (``MidStreamPolicy/continue``), the
+/// encoder takes over where the relayed events stopped: the continuation's text goes on in the open text block and
+/// the closing events are the encoder's, naming the providers in `message_delta`.
 /// The chain's keep-alive chunks become `ping` events (after a `message_start` of the gateway's own when the
 /// stream has not started: the provider's own is then left out). A failure after the start ends the stream with
 /// an `error` event, never a clean `message_stop`.
@@ -236,6 +239,11 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
     private var startedByGateway = false
     /// Whether a relayed `message_stop` went out: nothing may follow it, not even a keep-alive that raced it.
     private var relayedStop = false
+    /// Whether a relayed `message_delta` went out: the message is closed to more content.
+    private var relayedDelta = false
+    /// The relayed content blocks: how many were started, and the one open (its index, whether it is text).
+    private var relayedBlocks = 0
+    private var openRelayedBlock: (index: Int, isText: Bool)?
 
     init(id: String, model: String) {
         translator = AnthropicMessagesServer.StreamEncoder(id: id, model: model)
@@ -257,15 +265,45 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
         switch mode {
         case .relaying(let attempt):
             guard chunk.attempts == attempt, chunk.wireFormat == .anthropic, let raw = chunk.rawData else {
-                return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
+                // Another attempt: a continuation (the chain's chunks, no raw events) is taken over where the
+                // relayed events stopped; anything else cannot be spliced in.
+                guard chunk.rawData == nil, chunk.attempts != attempt, !relayedDelta, !relayedStop else {
+                    return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
+                }
+                mode = .translating
+                for event in translator.takeOver(nextBlock: relayedBlocks, openBlock: openRelayedBlock) { buffer.writeString(event) }
+                for event in translator.encode(chunk) { buffer.writeString(event) }
+                return nil
             }
             if startedByGateway && raw.hasPrefix("event: message_start\n") { return nil }
             if raw.hasPrefix("event: message_stop\n") { relayedStop = true }
+            track(raw)
             buffer.writeString(raw)
         case .translating, .undecided:
             for event in translator.encode(chunk) { buffer.writeString(event) }
         }
         return nil
+    }
+
+    /// Follows the relayed blocks, so that a continuation can take over the stream.
+    private mutating func track(_ raw: String) {
+        if raw.hasPrefix("event: content_block_start\n") {
+            let index = Self.blockIndex(in: raw) ?? relayedBlocks
+            relayedBlocks = max(relayedBlocks, index + 1)  // at most nine digits
+            let isText = raw.contains(#""type":"text""#) || raw.contains(#""type": "text""#)
+            openRelayedBlock = (index, isText)
+        } else if raw.hasPrefix("event: content_block_stop\n") {
+            openRelayedBlock = nil
+        } else if raw.hasPrefix("event: message_delta\n") {
+            relayedDelta = true
+        }
+    }
+
+    /// The `"index":N` of a block event, read with bounds.
+    static func blockIndex(in raw: String) -> Int? {
+        guard let range = raw.firstRange(of: #""index":"#) else { return nil }
+        let digits = raw[range.upperBound...].prefix { $0.isASCII && $0.isNumber }.prefix(9)
+        return Int(digits)
     }
 
     mutating func encodeEnd(into buffer: inout ByteBuffer) {

@@ -73,11 +73,17 @@ import UnixSignals
 ///
 /// ### Mid-stream failures
 ///
-/// The gateway streams what the chain yields, so the chain's ``MidStreamPolicy`` applies: `fail` (the default)
-/// ends the stream with an error event; `continue` lets a provider that supports assistant prefill carry on where
-/// the broken one stopped. `restart` would make the chain send the answer again from the start, which the OpenAI
-/// format cannot express (a client cannot be told to discard text): the gateway ends such a stream with an error
-/// event (code `stream_restarted`) instead.
+/// The gateway streams what the chain yields, so the chain's ``MidStreamPolicy`` applies to both surfaces.
+/// `continue` (what `llm-fallback serve` configures unless `mid_stream` says otherwise) has the next provider that
+/// takes an assistant prefill go on from exactly the delivered text: the client sees one answer, the seam cut of any
+/// repeated overlap, and the chunk (OpenAI) or `message_delta` (Anthropic) that ends it names the providers that
+/// produced it in an `llm_fallback.providers` member the official SDKs tolerate, since the head's
+/// `x-llm-fallback-*` headers went out before the break. A relayed Anthropic stream is taken over where its
+/// events stopped (same message, same text block). A tool call or JSON output is never continued; without a
+/// provider that can continue, the stream ends with an error event (code `stream_interrupted`) that names the
+/// break. `fail` (the library's default) always ends with that error event. `restart` would make the chain send
+/// the answer again from the start, which neither format can express (a client cannot be told to discard text):
+/// the gateway ends such a stream with an error event (code `stream_restarted`) instead.
 ///
 /// ### Security
 ///

@@ -110,7 +110,7 @@ struct GatewayError: Error, Sendable {
             let message = detailed
                 ? "\(interrupted)"
                 : "stream from \(interrupted.provider) interrupted after \(interrupted.deliveredChunks) chunks: "
-                    + summary(of: interrupted.underlying)
+                    + summary(of: interrupted.underlying) + (interrupted.continuationFailure.map { "; \($0)" } ?? "")
             return GatewayError(
                 status: 502,
                 message: redactor.redact(message),
@@ -195,6 +195,7 @@ struct GatewayError: Error, Sendable {
             switch skipped.reason {
             case .circuitOpen: parts.append("\(skipped.provider): skipped, circuit open for \(format(skipped.availableIn))")
             case .retryAfter: parts.append("\(skipped.provider): skipped, retry after \(format(skipped.availableIn))")
+            case .cannotContinue: parts.append("\(skipped.provider): skipped, cannot continue a partial answer")
             }
         }
         var message = "all providers failed"

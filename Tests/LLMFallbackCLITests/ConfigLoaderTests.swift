@@ -247,6 +247,40 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test("mid_stream defaults to continue; continue_with_instruction and prefill are read; bad values are errors")
+    func midStreamSettings() throws {
+        let yaml = """
+            chains:
+              plain:
+                providers: [{ name: openai, model: gpt-4o, api_key: k }]
+              instructed:
+                mid_stream: continue_with_instruction
+                providers:
+                  - { name: vllm, model: qwen, prefill: false }
+                  - { name: openai, model: llama, base_url: "http://gpu:8000/v1", prefill: true }
+            """
+        let file = try ConfigFile.parse(yaml, file: "m.yaml", environment: [:])
+        #expect(file.chain(named: "plain")?.configuration.midStreamPolicy == .continue)
+        #expect(file.chain(named: "plain")?.providers[0].prefill == nil)
+        let instructed = try #require(file.chain(named: "instructed"))
+        #expect(instructed.configuration.midStreamPolicy == .continueWithInstruction)
+        #expect(instructed.providers.map(\.prefill) == [false, true])
+        let bad = """
+            chains:
+              main:
+                mid_stream: rescue
+                providers: [{ name: openai, model: gpt-4o, api_key: k, prefill: sometimes }]
+            """
+        do {
+            _ = try ConfigFile.parse(bad, file: "bad.yaml", environment: [:])
+            Issue.record("expected errors")
+        } catch {
+            let messages = error.errors.map(\.description)
+            #expect(messages.contains { $0.hasPrefix("bad.yaml:3:") && $0.contains("continue_with_instruction") }, "\(messages)")
+            #expect(messages.contains { $0.hasPrefix("bad.yaml:4:") && $0.contains("expected true or false, got 'sometimes'") }, "\(messages)")
+        }
+    }
+
     @Test("every problem is collected, in line order, with file, line and key path")
     func errors() throws {
         let yaml = """

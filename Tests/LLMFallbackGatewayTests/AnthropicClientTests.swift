@@ -35,6 +35,18 @@ struct AnthropicClientTests {
                     "ratelimited": chain([claude(server, "claude-limited"), mockProvider("backup", model: "model-limited", on: server)]),
                     "overloaded": chain([claude(server, "claude-overloaded")]),
                     "badrequest": chain([claude(server, "claude-refusing")]),
+                    "rescue": MidStreamRescueGatewayTests.chain([
+                        MidStreamRescueGatewayTests.claude(server, "claude-3-5-haiku-cut"),
+                        MidStreamRescueGatewayTests.claude(server, "claude-3-5-sonnet-rescue"),
+                    ]),
+                    "rescue_translated": MidStreamRescueGatewayTests.chain([
+                        MidStreamRescueGatewayTests.claude(server, "claude-3-5-haiku-cut-2"),
+                        { () -> Provider in
+                            var local = mockProvider("local", model: "model-rescue", on: server)
+                            local.prefill = true
+                            return local
+                        }(),
+                    ]),
                 ]
             }
         ) { server, gateway in
@@ -47,6 +59,11 @@ struct AnthropicClientTests {
             server.script("claude-overloaded", overloaded)
             server.script("claude-refusing", .status(400, message: "messages: roles must alternate", type: "invalid_request_error"))
             server.script("claude-upstream", [.text("Hello from claude-upstream"), .text("Hello from claude-upstream"), .text("Hello from claude-upstream"), .raw(status: 200, body: #"{"input_tokens":1234}"#)])
+            let answer = MidStreamRescueGatewayTests.answer
+            server.script("claude-3-5-haiku-cut", .cutStream(afterChunks: 3, text: answer))
+            server.script("claude-3-5-sonnet-rescue", .text(MidStreamRescueGatewayTests.rest))
+            server.script("claude-3-5-haiku-cut-2", .cutStream(afterChunks: 3, text: answer))
+            server.script("model-rescue", .text(MidStreamRescueGatewayTests.rest))
             let script = packageRoot.appendingPathComponent("scripts/gateway_anthropic_client_test.py").path
             let result = try await runProcess(
                 "/usr/bin/env",
@@ -56,6 +73,7 @@ struct AnthropicClientTests {
             #expect(result.output.contains(" passed, 0 failed"), "\(result.output)")
             #expect(!result.output.contains(secretKey))
             #expect(result.output.contains("ok   errors: 413"), "\(result.output)")
+            #expect(result.output.contains("ok   rescue: the joined text is the answer"), "\(result.output)")
         }
     }
 }

@@ -35,6 +35,20 @@ struct OpenAIClientTests {
                     "midstream": mockChain(on: server, models: [("primary", "model-cut")]),
                     "tools": mockChain(on: server, models: [("primary", "model-tools")]),
                     "fidelity": mockChain(on: server, models: [("primary", "model-fidelity")]),
+                    // Mid-stream rescue: a cut finished by a provider that takes a prefill; a cut tool call is not;
+                    // a continuation refused with a 400 ends with an error naming the cut.
+                    "rescue": MidStreamRescueGatewayTests.chain([
+                        mockProvider("primary", model: "model-rescue-cut", on: server),
+                        MidStreamRescueGatewayTests.claude(server, "claude-3-5-sonnet-rescue"),
+                    ]),
+                    "rescue_tools": MidStreamRescueGatewayTests.chain([
+                        mockProvider("primary", model: "model-rescue-tool-cut", on: server),
+                        MidStreamRescueGatewayTests.claude(server, "claude-3-5-sonnet-tools"),
+                    ]),
+                    "rescue_refused": MidStreamRescueGatewayTests.chain([
+                        mockProvider("primary", model: "model-rescue-cut-2", on: server),
+                        MidStreamRescueGatewayTests.claude(server, "claude-3-5-sonnet-refusing"),
+                    ]),
                 ]
             }
         ) { server, gateway in
@@ -48,6 +62,12 @@ struct OpenAIClientTests {
                  "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}
                 """#
             server.script("model-fidelity", .raw(status: 200, headers: ["content-type": "application/json"], body: fidelityAnswer))
+            let answer = MidStreamRescueGatewayTests.answer
+            server.script("model-rescue-cut", .cutStream(afterChunks: 3, text: answer))
+            server.script("claude-3-5-sonnet-rescue", .text(MidStreamRescueGatewayTests.rest))
+            server.script("model-rescue-tool-cut", MidStreamRescueGatewayTests.cutOpenAIToolCall)
+            server.script("model-rescue-cut-2", .cutStream(afterChunks: 3, text: answer))
+            server.script("claude-3-5-sonnet-refusing", .status(400, message: "This model does not support assistant message prefill."))
             let script = packageRoot.appendingPathComponent("scripts/gateway_client_test.py").path
             let result = try await runProcess(
                 "/usr/bin/env",
@@ -55,6 +75,8 @@ struct OpenAIClientTests {
             )
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains(" passed, 0 failed"), "\(result.output)")
+            #expect(result.output.contains("ok   rescue: the joined text is the answer"), "\(result.output)")
+            #expect(server.requests(for: "claude-3-5-sonnet-tools").isEmpty)
             // What the official client sent reached the provider whole, in order.
             let sent = try #require(server.requests(for: "model-fidelity").last)
             let upstream = try #require(try JSONValue(parsing: Data(sent.body)).members)

@@ -53,6 +53,10 @@ public struct ChatRequest: Hashable, Sendable {
     /// provider that speaks the same format receives it with only what the chain must change, so that every
     /// field this model does not hold survives. Set by the gateway; `nil` for requests built in code.
     public var passthrough: PassthroughBody?
+    /// Whether the last message is the start of the assistant's answer, for the provider to continue rather than
+    /// answer (an assistant prefill, written the provider's way: ``AssistantPrefill``). The chain sets it when it
+    /// continues a stream that broke mid-answer.
+    public var continuesFinalMessage = false
 
     /// Creates a request.
     public init(
@@ -91,6 +95,18 @@ public struct ChatRequest: Hashable, Sendable {
         self.logprobs = logprobs
         self.topLogprobs = topLogprobs
         self.extraBody = extraBody
+    }
+
+    /// Whether the answer must be JSON: a ``responseFormat`` of JSON, or a passed-through body asking for one
+    /// (Anthropic's `output_format`, `output_config.format`). Such an answer is never continued by another provider.
+    var asksForStructuredOutput: Bool {
+        switch responseFormat {
+        case .jsonObject, .jsonSchema: return true
+        case .text, .none: break
+        }
+        guard let passthrough else { return false }
+        return passthrough.body["output_format"] != nil || passthrough.body["output_config"]?["format"] != nil
+            || passthrough.body["response_format"]?["type"]?.stringValue.map { $0 != "text" } == true
     }
 
     /// A one-question request: an optional system message and the user's prompt.

@@ -116,6 +116,9 @@ public struct ChatChunk: Sendable, Hashable {
     /// with its ``rawData`` (an Anthropic `ping`). It shows the connection lives, not that the answer progresses:
     /// it resets no stall timer.
     public var isKeepAlive = false
+    /// On the chunk that ends an answer another provider finished after a break (``MidStreamPolicy/continue``):
+    /// the entries that produced it, in order (``Provider/name``s). Empty for an answer one provider gave.
+    public var producedBy: [String] = []
 
     /// Creates a chunk.
     public init(

@@ -22,6 +22,21 @@ public struct Usage: Hashable, Sendable, Codable {
         self.cachedTokens = cachedTokens.map { max(0, $0) }
         self.reasoningTokens = reasoningTokens.map { max(0, $0) }
     }
+
+    /// The counts of two responses together (saturating): what a stream finished by a second provider was billed.
+    public func adding(_ other: Usage) -> Usage {
+        func sum(_ a: Int?, _ b: Int?) -> Int? {
+            guard a != nil || b != nil else { return nil }
+            return (a ?? 0).saturatingAdd(b ?? 0)
+        }
+        return Usage(
+            promptTokens: promptTokens.saturatingAdd(other.promptTokens),
+            completionTokens: completionTokens.saturatingAdd(other.completionTokens),
+            totalTokens: totalTokens.saturatingAdd(other.totalTokens),
+            cachedTokens: sum(cachedTokens, other.cachedTokens),
+            reasoningTokens: sum(reasoningTokens, other.reasoningTokens)
+        )
+    }
 }
 
 /// Why the model stopped.

@@ -17,6 +17,8 @@ final class ChainEntry: Sendable {
 
     let index: Int
     let provider: Provider
+    /// Whether this provider refused a prefill (a `400` to a continuation): it is not asked to continue again.
+    let refusedPrefill = Atomic<Bool>(false)
     let resolved: Result<ResolvedProvider, ProviderError>
     let adapter: any ProviderAdapter
     let metrics: Metrics

@@ -49,6 +49,7 @@ extension FallbackChain {
         }
 
         var trace: [AttemptRecord] { state.locked { $0.trace } }
+        var skipped: [SkippedProvider] { state.locked { $0.skipped } }
 
         /// The error when no provider answered; logged.
         func allFailed() -> AllProvidersFailed {
@@ -154,6 +155,17 @@ extension FallbackChain {
                 leg.previous = (leg.index, error)
             }
             return false
+        }
+
+        /// Passes over the candidate `leg` took without trying it (it cannot serve this request now): its probe slot,
+        /// if it held one, goes back, and the skip is recorded.
+        func passOver(_ entry: ChainEntry, leg: Leg, reason: SkippedProvider.Reason) {
+            if leg.isProbe { chain.health.releaseProbe(leg.index, now: chain.clock.now()) }
+            leg.releaseForcedProbe()
+            let skip = SkippedProvider(provider: entry.provider.name, reason: reason, availableIn: .zero)
+            state.locked { $0.skipped.append(skip) }
+            chain.logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
+            chain.emit(.skipped(skip))
         }
 
         /// Records an attempt's result and decides what comes next.
@@ -295,12 +307,23 @@ extension FallbackChain {
     /// The bookkeeping lives in ``Execution`` and its synchronous methods, and this driver keeps only what crosses
     /// an `await`: an async function's frame holds every local that lives across a suspension, and each open
     /// stream keeps its frames for as long as it runs.
-    func drive<Value: Sendable>(_ run: Execution, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value>? {
+    ///
+    /// `passOver`, when given, is asked of each candidate before it is tried: a reason passes it over untried.
+    func drive<Value: Sendable>(
+        _ run: Execution,
+        span: any Span,
+        passOver: (@Sendable (ChainEntry, ResolvedProvider) -> SkippedProvider.Reason?)? = nil,
+        attempt: Attempt<Value>
+    ) async throws -> Outcome<Value>? {
         let leg = Leg(health: health)
         defer { leg.releaseForcedProbe() }
         candidates: while true {
             try Task.checkCancellation()
             guard let (entry, resolved) = run.nextCandidate(for: leg) else { return nil }
+            if let passOver, let reason = passOver(entry, resolved) {
+                run.passOver(entry, leg: leg, reason: reason)
+                continue candidates
+            }
             while true {
                 guard let (timeout, context) = run.beginAttempt(entry, leg: leg) else { return nil }
                 let attemptStart = clock.now()

@@ -22,6 +22,7 @@ extension FallbackChain {
         requestDeadline: Duration?,
         attemptNumber: Int,
         progress: StreamProgress,
+        seam: StreamSeam? = nil,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
     ) async -> AttemptResult<StreamSummary> {
         let limits = entry.provider.streamTimeouts ?? configuration.streamTimeouts
@@ -83,6 +84,7 @@ extension FallbackChain {
                         attemptNumber: attemptNumber,
                         progress: progress,
                         watch: watch,
+                        seam: seam,
                         continuation: continuation
                     )
                 }
@@ -103,23 +105,40 @@ extension FallbackChain {
     }
 
     /// A failure that fails over when nothing was delivered, and otherwise follows the mid-stream policy.
+    ///
+    /// The first break after content is kept as the answer's interruption: the error the caller gets if no
+    /// continuation finishes the answer. Under `continue`, an answer that was a tool call or JSON output ends there
+    /// (a partial call or document cannot be resumed honestly by another model).
     func streamFailure(_ error: ProviderError, entry: ChainEntry, progress: StreamProgress) -> AttemptResult<StreamSummary> {
-        let delivered = progress.state.locked { $0 }
-        guard delivered.deliveredChunks > 0 else { return .failure(error, forceFailover: false) }
-        if configuration.midStreamPolicy == .fail {
-            var error = entry.redact(error)
-            error.message = "after \(delivered.deliveredChunks) chunks: \(error.message)"
+        let policy = configuration.midStreamPolicy
+        let redacted = entry.redact(error)
+        enum Verdict { case failover(forced: Bool), end(StreamInterrupted) }
+        let verdict = progress.state.locked { state -> Verdict in
+            guard state.deliveredChunks > 0 else { return .failover(forced: false) }
+            var underlying = redacted
+            underlying.message = "after \(state.deliveredChunks) chunks: \(redacted.message)"
             let interrupted = StreamInterrupted(
                 provider: entry.provider.name,
-                deliveredCharacters: delivered.deliveredCharacters,
-                deliveredChunks: delivered.deliveredChunks,
-                underlying: entry.redact(error),
+                deliveredCharacters: state.deliveredCharacters,
+                deliveredChunks: state.deliveredChunks,
+                underlying: underlying,
                 trace: []
             )
-            return .fatal(error, interrupted)
+            if state.interruption == nil { state.interruption = interrupted }
+            if policy == .fail { return .end(interrupted) }
+            if policy.continues && (state.deliveredToolCalls || state.structuredOutput) {
+                var ended = state.interruption ?? interrupted
+                ended.continuationFailure = "\(state.deliveredToolCalls ? "a tool call" : "JSON output") is never continued by another provider"
+                return .end(ended)
+            }
+            return .failover(forced: true)
         }
-        // restart / continue: the next provider takes over.
-        return .failure(error, forceFailover: true)
+        switch verdict {
+        case .failover(let forced):
+            return .failure(error, forceFailover: forced)
+        case .end(let interrupted):
+            return .fatal(interrupted.underlying, interrupted)
+        }
     }
 
     /// Reads one attempt's stream. The loop keeps only the body's iterator and a reference across its
@@ -132,6 +151,7 @@ extension FallbackChain {
         attemptNumber: Int,
         progress: StreamProgress,
         watch: StreamWatch,
+        seam: StreamSeam?,
         continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation
     ) async -> AttemptResult<StreamSummary> {
         let dropped = entry.adapter.droppedParameters(in: request, for: resolved)
@@ -145,7 +165,8 @@ extension FallbackChain {
             watch: watch,
             continuation: continuation,
             request: request,
-            droppedParameters: dropped
+            droppedParameters: dropped,
+            seam: seam
         )
         do {
             let parts = try entry.adapter.makeRequest(request, for: resolved, stream: true)

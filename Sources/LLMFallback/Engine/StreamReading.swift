@@ -26,6 +26,16 @@ extension FallbackChain {
         /// Whether the delivered text is kept: only when something reads it (a continuation's prefill, the
         /// response handed to `onSuccess`), so a long stream holds no copy of its answer otherwise.
         let keepsText: Bool
+        /// Where this attempt's text joins the delivered text, when it continues a broken answer; `nil` once the
+        /// seam is decided (and for a first attempt).
+        var seam: StreamSeam?
+        /// Whether this attempt continues an answer another attempt began: its chunks are then the chain's, not
+        /// the provider's own events (no ``ChatChunk/rawData``), and carry the usage billed before.
+        let continues: Bool
+        /// What the attempts before this one were billed, added to this one's reported usage.
+        let billedBefore: Usage?
+        /// Whether this attempt's first content has come.
+        var started = false
 
         init(
             chain: FallbackChain,
@@ -36,7 +46,8 @@ extension FallbackChain {
             watch: StreamWatch,
             continuation: AsyncThrowingStream<ChatChunk, any Error>.Continuation,
             request: ChatRequest,
-            droppedParameters: [String] = []
+            droppedParameters: [String] = [],
+            seam: StreamSeam? = nil
         ) {
             self.droppedParameters = droppedParameters
             self.chain = chain
@@ -50,7 +61,10 @@ extension FallbackChain {
             self.summary = StreamSummary(content: "", model: entry.provider.model)
             self.parser = ServerSentEventParser(maximumEventBytes: chain.configuration.maxStreamEventBytes)
             self.maximumBytes = chain.configuration.maxResponseBytes
-            self.keepsText = chain.configuration.midStreamPolicy == .continue || chain.onSuccess != nil
+            self.keepsText = chain.configuration.midStreamPolicy.continues || chain.onSuccess != nil
+            self.seam = seam
+            self.continues = seam != nil
+            self.billedBefore = seam != nil ? progress.state.locked { $0.billed } : nil
         }
 
         /// Parses and delivers what `buffer` completes; `true` once the stream's terminator is in.
@@ -70,7 +84,8 @@ extension FallbackChain {
         }
 
         /// Decodes `events` and hands their chunks to the caller (holding back what comes before the first
-        /// content, so a failure there can still fail over unseen).
+        /// content, so a failure there can still fail over unseen, and a continuation's first text until its seam
+        /// is decided).
         private func deliver(_ events: [ServerSentEvent]) throws(ProviderError) {
             for event in events {
                 guard var chunk = try decoder.decode(event) else { continue }
@@ -81,14 +96,28 @@ extension FallbackChain {
                 chunk.providerName = entry.provider.name
                 chunk.attempts = attemptNumber
                 chunk.droppedParameters = droppedParameters
-                if !chunk.hasContent && deliveredHere == 0 {
+                if continues {
+                    // The provider's own events describe its answer, not the joined one.
+                    chunk.rawData = nil
+                    chunk.wireFormat = nil
+                    if let billedBefore, let usage = chunk.usage { chunk.usage = billedBefore.adding(usage) }
+                }
+                if !chunk.hasContent && !started {
                     pending.append(chunk)
                     continue
                 }
                 let now = chain.clock.now()
-                if chunk.hasContent && deliveredHere == 0 {
+                if chunk.hasContent && !started {
+                    started = true
+                    let name = entry.provider.name
+                    let continues = self.continues
                     let restart = progress.state.locked { state -> Bool in
                         defer { state.restartPending = false }
+                        if state.restartPending || state.producers.isEmpty {
+                            state.producers = [name]
+                        } else if continues {
+                            state.producers.append(name)
+                        }
                         return state.restartPending
                     }
                     watch.state.locked {
@@ -103,15 +132,43 @@ extension FallbackChain {
                 } else if !chunk.isKeepAlive {
                     watch.state.locked { $0.lastActivity = now }
                 }
-                deliveredHere += 1
-                let keepsText = self.keepsText
-                progress.state.locked {
-                    $0.deliveredChunks += 1
-                    $0.deliveredCharacters = $0.deliveredCharacters.saturatingAdd(chunk.content.count)
-                    if keepsText { $0.text += chunk.content }
+                if seam != nil {
+                    if seam!.hold(chunk) { releaseSeam() }
+                    continue
                 }
-                continuation.yield(chunk)
+                emit(chunk)
             }
+        }
+
+        /// Delivers the chunks a continuation's seam held, the repeated text cut.
+        private func releaseSeam() {
+            guard var seam else { return }
+            self.seam = nil
+            for chunk in seam.release() { emit(chunk) }
+        }
+
+        /// Hands one chunk to the caller, counting it as delivered; the chunk that ends an answer several
+        /// providers produced names them.
+        private func emit(_ chunk: ChatChunk) {
+            var chunk = chunk
+            deliveredHere += 1
+            let keepsText = self.keepsText
+            let producers = progress.state.locked { state -> [String] in
+                state.deliveredChunks += 1
+                state.deliveredCharacters = state.deliveredCharacters.saturatingAdd(chunk.content.count)
+                if !chunk.toolCallDeltas.isEmpty { state.deliveredToolCalls = true }
+                if keepsText { state.text += chunk.content }
+                return chunk.finishReason != nil && state.producers.count > 1 ? state.producers : []
+            }
+            chunk.producedBy = producers
+            continuation.yield(chunk)
+        }
+
+        /// Adds what this attempt reported using to what the answer was billed, when it delivered part of it and
+        /// broke (the next provider's usage is reported on top of it).
+        private func recordBilled() {
+            guard started, let usage = summary.usage ?? decoder.usageSoFar else { return }
+            progress.state.locked { $0.billed = $0.billed.map { $0.adding(usage) } ?? usage }
         }
 
         /// The result once the body has ended.
@@ -127,36 +184,45 @@ extension FallbackChain {
                     try parser.finish(into: &events)
                     try deliver(events)
                 } catch let error as ProviderError {
-                    return chain.streamFailure(error, entry: entry, progress: progress)
+                    return broke(error)
                 } catch {
-                    return chain.streamFailure(ProviderError(.invalidResponse, message: "\(error)"), entry: entry, progress: progress)
+                    return broke(ProviderError(.invalidResponse, message: "\(error)"))
                 }
             }
             guard decoder.endsCleanly else {
-                let message = deliveredHere == 0
+                let message = !started
                     ? "stream ended without any content or its end"
                     : "stream cut: the body ended after \(deliveredHere) chunks without the format's end"
-                return chain.streamFailure(ProviderError(.connection, message: message), entry: entry, progress: progress)
+                return broke(ProviderError(.connection, message: message))
             }
+            releaseSeam()
             for held in pending { continuation.yield(held) }
             return .success(summary, latency: .zero)
         }
 
         /// The result when the request or the body failed.
         func failure(_ error: any Error) -> AttemptResult<StreamSummary> {
+            // A stream that exceeded a time limit is cancelled: what it was billed still counts.
+            if !(error is ProviderError) { recordBilled() }
             switch error {
             case var error as ProviderError:
                 if Task.isCancelled { return .cancelled }
-                if error.kind == .connection && deliveredHere > 0 {
+                if error.kind == .connection && started {
                     error.message = "stream cut: \(error.message)"
                 }
-                return chain.streamFailure(error, entry: entry, progress: progress)
+                return broke(error)
             case is CancellationError:
                 return .cancelled
             default:
                 if Task.isCancelled { return .cancelled }
-                return chain.streamFailure(ProviderError(.connection, message: "stream cut: \(error)"), entry: entry, progress: progress)
+                return broke(ProviderError(.connection, message: "stream cut: \(error)"))
             }
+        }
+
+        /// The result when the stream broke: what it was billed is kept, and the mid-stream policy decides.
+        func broke(_ error: ProviderError) -> AttemptResult<StreamSummary> {
+            recordBilled()
+            return chain.streamFailure(error, entry: entry, progress: progress)
         }
     }
 }

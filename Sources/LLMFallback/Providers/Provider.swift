@@ -38,6 +38,10 @@ public struct Provider: Sendable, Hashable, CustomStringConvertible, CustomDebug
     /// Top-level request members never sent to this provider, by their name in its wire format (a vendor that
     /// rejects `service_tier` or `store`); each one a request carried is reported as dropped.
     public var dropParameters: [String] = []
+    /// Whether a stream that broke mid-answer may be continued on this provider by sending it the delivered text
+    /// to go on from (``AssistantPrefill``): `nil` (the default) follows the kind and model
+    /// (``ProviderKind/prefillsByDefault(model:)``), `true` and `false` say so.
+    public var prefill: Bool?
 
     /// Creates a provider entry.
     ///

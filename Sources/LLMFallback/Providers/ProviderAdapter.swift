@@ -40,10 +40,20 @@ public protocol ProviderAdapter: Sendable {
     /// names: those this format has no counterpart for, a passthrough body's members a provider of another format
     /// cannot be sent, and those the provider's configuration drops. The default is none.
     func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String]
+
+    /// How `provider` can be asked to continue a partial answer to `request`; ``AssistantPrefill/unsupported``
+    /// when it cannot (the chain then never sends it one). The default is the provider's
+    /// ``ResolvedProvider/assistantPrefill``; a format narrows it for requests that rule a prefill out (Anthropic's
+    /// extended thinking).
+    func assistantPrefill(for request: ChatRequest, provider: ResolvedProvider) -> AssistantPrefill
 }
 
 extension ProviderAdapter {
     public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] { [] }
+
+    public func assistantPrefill(for request: ChatRequest, provider: ResolvedProvider) -> AssistantPrefill {
+        provider.assistantPrefill
+    }
 
     public func makeStreamDecoder(for provider: ResolvedProvider, request: ChatRequest) -> any StreamDecoder {
         makeStreamDecoder(for: provider)
@@ -74,11 +84,16 @@ public protocol StreamDecoder: Sendable {
     /// Whether no further event can follow, so the reader stops reading. The default is ``isComplete``; Gemini's
     /// format can send its usage after the finish reason, so its stream is read to the end of the body.
     var isExhausted: Bool { get }
+
+    /// The usage the stream has reported so far without a chunk carrying it (Anthropic's `message_start` counts
+    /// the prompt): what a stream that breaks here was billed at least. The default is `nil`.
+    var usageSoFar: Usage? { get }
 }
 
 extension StreamDecoder {
     public var endsCleanly: Bool { isComplete }
     public var isExhausted: Bool { isComplete }
+    public var usageSoFar: Usage? { nil }
 }
 
 extension WireFormat {
@@ -98,6 +113,28 @@ extension WireFormat {
 enum WireJSON {
     /// `body` (a JSON object) with `extra`'s members set, replacing those of the same name, and the members
     /// named in `dropping` removed.
+    /// `body` (an OpenAI Chat Completions body whose last message is the partial answer) marked for a continuation
+    /// the way `prefill` says: `"prefix": true` on that message, or `continue_final_message` and
+    /// `add_generation_prompt` at the top. A continuation is rare (a rescued stream), so the body is re-parsed.
+    static func continuingFinalMessage(_ body: ByteBuffer, prefill: AssistantPrefill) -> ByteBuffer {
+        guard case .object(var members)? = try? JSONValue(parsing: body) else { return body }
+        switch prefill.base {
+        case .prefixFlag:
+            guard case .array(var messages)? = members["messages"], case .object(var last)? = messages.last else { return body }
+            last["prefix"] = true
+            messages[messages.count - 1] = .object(last)
+            members["messages"] = .array(messages)
+        case .continueFinalMessage:
+            members["continue_final_message"] = true
+            members["add_generation_prompt"] = false
+        case .trailingMessage, .unsupported:
+            return body
+        }
+        var rewritten = ByteBufferAllocator().buffer(capacity: body.readableBytes + 64)
+        rewritten.writeJSONValueLeniently(.object(members))
+        return rewritten
+    }
+
     static func merging(_ extra: JSONObject, into body: ByteBuffer, dropping: [String]) -> ByteBuffer {
         guard case .object(var members)? = try? JSONValue(parsing: body) else { return body }
         for key in dropping { members.removeValue(forKey: key) }

@@ -49,8 +49,11 @@ public struct ProviderKind: Hashable, Sendable {
     public var requiresAPIKey: Bool
     /// How an OpenAI-format request spells the token limit.
     public var maxTokensField: MaxTokensField
-    /// Whether the provider continues a trailing assistant message (prefill), used to resume a cut stream.
+    /// Whether the chain continues a partial answer on this kind by default (assistant prefill), to finish a stream
+    /// that broke mid-answer; per model, see ``prefillsByDefault(model:)``, and ``Provider/prefill`` overrides it.
     public var supportsAssistantPrefill: Bool
+    /// How this kind's API takes a partial answer to continue, when it is asked to (``AssistantPrefill``).
+    public var assistantPrefill: AssistantPrefill
 
     /// Creates a kind.
     public init(
@@ -60,7 +63,8 @@ public struct ProviderKind: Hashable, Sendable {
         apiKeyVariables: [String],
         requiresAPIKey: Bool = true,
         maxTokensField: MaxTokensField = .maxTokens,
-        supportsAssistantPrefill: Bool = false
+        supportsAssistantPrefill: Bool = false,
+        assistantPrefill: AssistantPrefill? = nil
     ) {
         self.name = name
         self.wireFormat = wireFormat
@@ -69,16 +73,21 @@ public struct ProviderKind: Hashable, Sendable {
         self.requiresAPIKey = requiresAPIKey
         self.maxTokensField = maxTokensField
         self.supportsAssistantPrefill = supportsAssistantPrefill
+        // A kind that prefills by default and names no way of its own continues a trailing assistant message.
+        self.assistantPrefill = assistantPrefill ?? (supportsAssistantPrefill ? .trailingMessage : .unsupported)
     }
 
-    private static func compatible(_ name: String, _ url: String, _ variable: String?, prefill: Bool = false) -> ProviderKind {
+    private static func compatible(
+        _ name: String, _ url: String, _ variable: String?, prefill: Bool = false, style: AssistantPrefill? = nil
+    ) -> ProviderKind {
         ProviderKind(
             name: name,
             wireFormat: .openAI,
             defaultBaseURL: url,
             apiKeyVariables: variable.map { [$0] } ?? [],
             requiresAPIKey: variable != nil,
-            supportsAssistantPrefill: prefill
+            supportsAssistantPrefill: prefill,
+            assistantPrefill: style
         )
     }
 
@@ -110,19 +119,21 @@ public struct ProviderKind: Hashable, Sendable {
                 name: "google",
                 wireFormat: .gemini,
                 defaultBaseURL: "https://generativelanguage.googleapis.com",
-                apiKeyVariables: ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
+                apiKeyVariables: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+                supportsAssistantPrefill: true
             ),
             compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
             compatible("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
-            compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", prefill: true),
-            compatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+            compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", prefill: true, style: .prefixFlag),
+            // DeepSeek continues a prefix only on its beta endpoint (https://api.deepseek.com/beta): prefill: true there.
+            compatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", style: .prefixFlag),
             compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", prefill: true),
             compatible("fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
             compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
             compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
             compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"),
             compatible("ollama", "http://localhost:11434/v1", nil),
-            compatible("vllm", "http://localhost:8000/v1", nil),
+            compatible("vllm", "http://localhost:8000/v1", nil, prefill: true, style: .continueFinalMessage),
             compatible("lmstudio", "http://localhost:1234/v1", nil),
         ]
         var table = Dictionary(uniqueKeysWithValues: kinds.map { ($0.name, $0) })

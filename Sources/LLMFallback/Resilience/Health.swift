@@ -44,6 +44,8 @@ public struct SkippedProvider: Sendable, Hashable, CustomStringConvertible {
         case circuitOpen
         /// It asked for a pause with `Retry-After` that has not passed.
         case retryAfter
+        /// It cannot continue a partial answer (no prefill), and the stream it would have finished needed one.
+        case cannotContinue
     }
     /// The entry's label.
     public var provider: String
@@ -56,6 +58,7 @@ public struct SkippedProvider: Sendable, Hashable, CustomStringConvertible {
         switch reason {
         case .circuitOpen: return "\(provider): skipped, circuit open for \(formatDuration(availableIn))"
         case .retryAfter: return "\(provider): skipped, retry after \(formatDuration(availableIn))"
+        case .cannotContinue: return "\(provider): skipped, cannot continue a partial answer"
         }
     }
 }

@@ -245,10 +245,16 @@ struct ChainSettings: Sendable {
         if let value = mapping["retry"] {
             readRetry(value, into: &configuration.retry)
         }
-        if let value = mapping["mid_stream"], let text = value.choice(["fail", "restart", "continue"]) {
+        // A configured chain continues a stream that broke mid-answer where the next provider can take a prefill
+        // (the library's default is `fail`): one answer, seam invisible, against an error after half an answer.
+        configuration.midStreamPolicy = .continue
+        if let value = mapping["mid_stream"],
+            let text = value.choice(["fail", "restart", "continue", "continue_with_instruction"])
+        {
             switch text {
             case "restart": configuration.midStreamPolicy = .restart
             case "continue": configuration.midStreamPolicy = .continue
+            case "continue_with_instruction": configuration.midStreamPolicy = .continueWithInstruction
             default: configuration.midStreamPolicy = .fail
             }
         }
@@ -340,7 +346,7 @@ struct ChainSettings: Sendable {
     /// The keys a provider entry may have.
     static let providerKeys = [
         "name", "model", "api_key", "base_url", "timeout", "weight", "max_retries", "label", "api_version", "headers",
-        "stream", "drop_params",
+        "stream", "drop_params", "prefill",
     ]
 
     /// Reads one provider entry; `nil` when it has an error (reported).
@@ -382,6 +388,7 @@ struct ChainSettings: Sendable {
             }
         }
         let streamTimeouts = mapping["stream"].flatMap(readStreamTimeouts)
+        let prefill = mapping["prefill"]?.bool()
         var dropParameters: [String] = []
         if let value = mapping["drop_params"], let items = value.list() {
             for item in items {
@@ -406,6 +413,7 @@ struct ChainSettings: Sendable {
         provider.headers = headers
         provider.streamTimeouts = streamTimeouts
         provider.dropParameters = dropParameters
+        provider.prefill = prefill
 
         if ProviderKind.named(kind) == nil && baseURL == nil {
             let known = Set(ProviderKind.known.keys).sorted().joined(separator: ", ")

@@ -56,6 +56,18 @@ public struct AnthropicAdapter: ProviderAdapter {
         return HTTPRequestParts(method: .POST, url: "\(provider.baseURL)/v1/messages", headers: headers, body: try WireJSON.write(body.json))
     }
 
+    /// The provider's prefill, except for a request with extended thinking, which Anthropic does not let a prefill
+    /// start.
+    public func assistantPrefill(for request: ChatRequest, provider: ResolvedProvider) -> AssistantPrefill {
+        if request.reasoningEffort?.thinkingBudget != nil { return .unsupported }
+        if let passthrough = request.passthrough, passthrough.format == .anthropic,
+            let type = passthrough.body["thinking"]?["type"]?.stringValue, type != "disabled"
+        {
+            return .unsupported
+        }
+        return provider.assistantPrefill
+    }
+
     public func droppedParameters(in request: ChatRequest, for provider: ResolvedProvider) -> [String] {
         if let passthrough = request.passthrough, passthrough.format == .anthropic {
             return provider.provider.dropParameters.filter { passthrough.body.contains(key: $0) }
@@ -558,6 +570,16 @@ public struct AnthropicStreamDecoder: StreamDecoder {
             // ping, and events added later.
             return nil
         }
+    }
+
+    /// The prompt's tokens `message_start` reported (the answer's come in `message_delta`).
+    public var usageSoFar: Usage? {
+        guard inputTokens > 0 || cacheCreationTokens > 0 || cacheReadTokens != nil else { return nil }
+        return Usage(
+            promptTokens: max(0, inputTokens).saturatingAdd(max(0, cacheCreationTokens)).saturatingAdd(max(0, cacheReadTokens ?? 0)),
+            completionTokens: 0,
+            cachedTokens: cacheReadTokens
+        )
     }
 
     /// Takes the input counts of `message_start`, or the cumulative ones a `message_delta` may repeat.

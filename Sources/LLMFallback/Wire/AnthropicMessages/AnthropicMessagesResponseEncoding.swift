@@ -170,6 +170,9 @@ extension AnthropicMessagesServer {
         private var toolBlocks: [Int: Int] = [:]
         private var finishReason: FinishReason?
         private var usage: Usage?
+        /// The providers that produced an answer another one finished after a break (``ChatChunk/producedBy``),
+        /// named in `message_delta` as `llm_fallback.providers`.
+        private var producers: [String] = []
 
         /// Creates an encoder.
         ///
@@ -200,11 +203,33 @@ extension AnthropicMessagesServer {
             return [Self.event("message_start", buffer)]
         }
 
+        /// Takes over a stream whose events so far were relayed as a provider sent them (the start and
+        /// `nextBlock` content blocks), to write what another provider continues it with: text goes on in the block
+        /// `openTextBlock` when one is open, and other blocks get the indices after the relayed ones.
+        ///
+        /// - Returns: A `content_block_stop` for an open block that is not text (a thinking block), which the
+        ///   continuation cannot go on.
+        public mutating func takeOver(nextBlock: Int, openBlock: (index: Int, isText: Bool)?) -> [String] {
+            started = true
+            self.nextBlock = max(self.nextBlock, nextBlock)
+            guard let openBlock else { return [] }
+            if openBlock.isText {
+                open = .text(openBlock.index)
+                return []
+            }
+            var buffer = ByteBufferAllocator().buffer(capacity: 48)
+            buffer.writeRaw(#"{"type":"content_block_stop","index":"#)
+            buffer.writeJSONInt(openBlock.index)
+            buffer.writeInteger(UInt8(ascii: "}"))
+            return [Self.event("content_block_stop", buffer)]
+        }
+
         /// The events for one chunk: its text and tool call fragments (and `message_start` before the first).
         public mutating func encode(_ chunk: ChatChunk) -> [String] {
             guard !isFinished else { return [] }
             var events = start()
             guard chunk.kind == .delta else { return events }
+            if !chunk.producedBy.isEmpty { producers = chunk.producedBy }
             if let reason = chunk.finishReason { finishReason = reason }
             if let reported = chunk.usage { usage = reported }
             if !chunk.content.isEmpty {
@@ -261,6 +286,14 @@ extension AnthropicMessagesServer {
                 AnthropicMessagesServer.writeUsage(usage, includeInput: true, into: &buffer)
             } else {
                 buffer.writeRaw(#"{"output_tokens":0}"#)
+            }
+            if !producers.isEmpty {
+                buffer.writeRaw(#","llm_fallback":{"providers":["#)
+                for (offset, name) in producers.enumerated() {
+                    if offset > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                    buffer.writeJSONString(name)
+                }
+                buffer.writeRaw("]}")
             }
             buffer.writeInteger(UInt8(ascii: "}"))
             events.append(Self.event("message_delta", buffer))

@@ -57,6 +57,9 @@ public struct OpenAIAdapter: ProviderAdapter {
         if extra != nil || (request.passthrough == nil && !provider.provider.dropParameters.isEmpty) {
             bytes = WireJSON.merging(extra ?? [:], into: bytes, dropping: provider.provider.dropParameters)
         }
+        if request.continuesFinalMessage {
+            bytes = WireJSON.continuingFinalMessage(bytes, prefill: provider.assistantPrefill)
+        }
         return HTTPRequestParts(method: .POST, url: url, headers: headers, body: bytes)
     }
 

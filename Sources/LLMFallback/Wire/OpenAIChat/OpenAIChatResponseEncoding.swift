@@ -194,7 +194,18 @@ extension OpenAIChatServer {
             } else {
                 buffer.writeRaw("null")
             }
-            buffer.writeRaw("}]}\n\n")
+            buffer.writeRaw("}]")
+            if !chunk.producedBy.isEmpty {
+                // An answer another provider finished after a break names who produced it (clients ignore members
+                // they do not know; the head's x-llm-fallback-* headers were sent before the break).
+                buffer.writeRaw(#","llm_fallback":{"providers":["#)
+                for (offset, name) in chunk.producedBy.enumerated() {
+                    if offset > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                    buffer.writeJSONString(name)
+                }
+                buffer.writeRaw("]}")
+            }
+            buffer.writeRaw("}\n\n")
         }
 
         /// `data` as one event: a `data: ` field per line, since an event that arrived in several `data:` lines was
