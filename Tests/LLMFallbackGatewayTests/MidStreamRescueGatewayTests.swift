@@ -127,4 +127,64 @@ struct MidStreamRescueGatewayTests {
             #expect(server.requests(for: "claude-3-5-sonnet").isEmpty)
         }
     }
+
+    enum Next: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case prefill, none, instructed, refused
+        var testDescription: String { rawValue }
+    }
+
+    /// Every break × every kind of next provider, through both surfaces: the joined text is the answer exactly, or
+    /// the stream ends with an error event; never a clean end on a partial answer.
+    @Test("each break × each next provider, both surfaces: the whole answer or an error event", arguments: ["cut", "malformed", "streamError"], Next.allCases)
+    func matrix(_ fault: String, _ next: Next) async throws {
+        for surface in ["openai", "anthropic"] {
+            try await withGateway(configuration: AnthropicSurfaceTests.configuration, chains: { server in
+                let primary = surface == "openai" ? mockProvider("primary", model: "model-breaking", on: server) : Self.claude(server, "claude-3-5-haiku")
+                let backup: Provider
+                switch next {
+                case .prefill, .refused: backup = Self.claude(server, "claude-3-5-sonnet")
+                case .none, .instructed: backup = mockProvider("backup", model: "model-backup", on: server)
+                }
+                return ["claude": Self.chain([primary, backup], policy: next == .instructed ? .continueWithInstruction : .continue)]
+            }) { server, gateway in
+                let behaviour: MockBehavior
+                switch fault {
+                case "cut": behaviour = .cutStream(afterChunks: 3, text: Self.answer)
+                case "malformed": behaviour = .malformedChunk(afterChunks: 3, text: Self.answer)
+                default: behaviour = .streamError(afterChunks: 3, text: Self.answer)
+                }
+                server.script(surface == "openai" ? "model-breaking" : "claude-3-5-haiku", behaviour)
+                switch next {
+                case .prefill: server.script("claude-3-5-sonnet", .text(Self.rest))
+                case .refused: server.script("claude-3-5-sonnet", .status(400, message: "This model does not support assistant message prefill."))
+                case .none: server.script("model-backup", .text(Self.rest))
+                case .instructed: server.script("model-backup", .text(Self.answer))
+                }
+                let label = "\(surface) \(fault) → \(next)"
+                let text: String
+                let endedWithError: Bool
+                if surface == "openai" {
+                    let answer = try await gateway.chat("claude", stream: true, bearer: AnthropicSurfaceTests.gatewayKey)
+                    text = answer.streamedText
+                    endedWithError = answer.chunks.last?["error"] != nil
+                    #expect(endedWithError != (answer.events.last == "[DONE]"), "\(label): \(answer.body)")
+                } else {
+                    let answer = try await gateway.send(
+                        .POST, "/v1/messages", body: Self.messagesBody(), headers: [("x-api-key", AnthropicSurfaceTests.gatewayKey)])
+                    let events = Self.json(answer.events)
+                    text = events.compactMap { ($0["delta"] as? [String: Any])?["text"] as? String }.joined()
+                    let names = AnthropicSurfaceTests.eventNames(answer.body)
+                    endedWithError = names.last == "error"
+                    #expect(endedWithError != (names.last == "message_stop"), "\(label): \(names)")
+                }
+                switch next {
+                case .prefill, .instructed:
+                    #expect(!endedWithError && text == Self.answer, "\(label): '\(text)'")
+                case .none, .refused:
+                    #expect(endedWithError && Self.answer.hasPrefix(text), "\(label): '\(text)'")
+                }
+                if next == .none { #expect(server.requests(for: "model-backup").isEmpty, "\(label)") }
+            }
+        }
+    }
 }
