@@ -99,9 +99,10 @@ struct DemoCommandTests {
             "never a silently truncated answer",
             "hedging: openai/gpt-4o had not answered within 300ms",
             "answered by anthropic/claude-3-5-haiku-latest",
-            "1 failed over before the first token, 1 cut stream(s) ended as a visible interruption; hedging answered 1 slow request(s) early",
+            "rescued mid-stream: openai/gpt-4o was cut after three chunks; anthropic/claude-3-5-haiku-latest was asked to go on from exactly there, and the user got one answer: \"The capital of France is Paris, which is also its largest city.\"",
+            "1 failed over before the first token, 1 cut stream(s) ended as a visible interruption, 1 finished by the next provider (mid_stream: continue); hedging answered 1 slow request(s) early",
             "Summary",
-            "22 answered (100%), 0 failed",
+            "23 answered (100%), 0 failed",
             "Every request got an answer",
         ]
         for line in keyLines {
@@ -110,7 +111,7 @@ struct DemoCommandTests {
         // The acts come in order.
         let order = [
             "primary is down", "circuit open", "half-open probe", "recovered", "rate limited", "latency routing picked",
-            "no first token", "stream interrupted", "hedging:", "Summary",
+            "no first token", "stream interrupted", "rescued mid-stream", "hedging:", "Summary",
         ]
         let positions = order.compactMap { result.stdout.range(of: $0)?.lowerBound }
         #expect(positions.count == order.count)

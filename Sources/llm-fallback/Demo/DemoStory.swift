@@ -55,6 +55,8 @@ final class DemoStory {
     var streamFailovers = 0
     /// Streams cut after content, ended as a visible interruption.
     var interruptions = 0
+    /// Streams cut after content that the next provider finished.
+    var rescues = 0
     /// Requests a hedge answered.
     var hedgeWins = 0
 
@@ -272,6 +274,31 @@ final class DemoStory {
         }
         try await pauseBetweenRequests()
 
+        // The same cut under mid_stream: continue (what `llm-fallback serve` does by default): the next provider
+        // that takes a prefill is handed the delivered text and finishes the answer; the user sees one answer.
+        let sentence = "The capital of France is Paris, which is also its largest city."
+        server.script(primary.model, .cutStream(afterChunks: 3, text: sentence))
+        server.script(backup.model, .chunkDelay(.milliseconds(40), .text(" France is Paris, which is also its largest city.")))
+        var rescuing = configuration
+        rescuing.midStreamPolicy = .continue
+        let rescuer = FallbackChain([primary, backup], configuration: rescuing, logger: CommandLogging.silent)
+        screen.log("the same cut with mid_stream: continue; \(backup.name) takes an assistant prefill")
+        requests += 1
+        tag = style.bold("#\(requests)")
+        var joined = ""
+        var producers: [String] = []
+        for try await chunk in rescuer.stream("Question \(requests): tell me about Paris.") {
+            joined += chunk.content
+            if !chunk.producedBy.isEmpty { producers = chunk.producedBy }
+        }
+        answered += 1
+        rescues += 1
+        screen.log(
+            "\(tag) " + style.green("rescued mid-stream")
+                + ": \(primary.name) was cut after three chunks; \(producers.last ?? backup.name) was asked to go on from exactly there, and the user got one answer: \"\(joined)\""
+        )
+        try await pauseBetweenRequests()
+
         // Hedging: a slow first provider is asked, then the next one too; the first answer wins.
         server.script(primary.model, .delayed(.milliseconds(1_500), .text("Paris, eventually.")))
         server.script(backup.model, .delayed(.milliseconds(100), .text("Paris.")))
@@ -467,7 +494,7 @@ final class DemoStory {
             "  latency routing:  picked the faster provider \(latencyPicks) of \(latencyDecisions) times once both were measured (\(latencyComparison))"
         )
         screen.emit(
-            "  streams:          \(streamFailovers) failed over before the first token, \(interruptions) cut stream(s) ended as a visible interruption; hedging answered \(hedgeWins) slow request(s) early"
+            "  streams:          \(streamFailovers) failed over before the first token, \(interruptions) cut stream(s) ended as a visible interruption, \(rescues) finished by the next provider (mid_stream: continue); hedging answered \(hedgeWins) slow request(s) early"
         )
         screen.emit("")
         screen.emit(style.bold("Final health, failover chain:"))
