@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import LLMFallbackTesting
 import Testing
 
@@ -190,6 +191,42 @@ import Testing
                 // refusal of the request itself stops the chain as the policy says.
                 #expect(delivered == 0)
                 #expect(error.kind == .invalidRequest)
+            }
+        }
+    }
+
+    @Test func relayedPingsDoNotResetTheStallTimer() async throws {
+        try await withServer { server in
+            let start = #"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":1}}}"#
+            let block = #"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+            let delta = #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#
+            let pings = Array(repeating: "event: ping\ndata: {\"type\":\"ping\"}\n\n", count: 30)
+            let parts = ["event: message_start\ndata: \(start)\n\n", "event: content_block_start\ndata: \(block)\n\n", "event: content_block_delta\ndata: \(delta)\n\n"] + pings
+            // Pings every 50 ms for 1.5 s, then the body ends without message_stop (a cut, if nothing came first).
+            server.script("claude-x", .chunkDelay(.milliseconds(50), .raw(status: 200, headers: ["content-type": "text/event-stream"], parts: parts)))
+            let clock = ManualClock()
+            var configuration = config()
+            configuration.streamTimeouts = StreamTimeouts(firstToken: .seconds(60), idle: .seconds(5))
+            let chain = FallbackChain([Format.anthropic.provider(server, model: "claude-x")], configuration: configuration, clock: clock)
+            // A passthrough request: the provider's events, pings included, are relayed to the caller.
+            let body = #"{"model":"claude-x","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+            let request = try AnthropicMessagesServer.decodeRequest(ByteBuffer(string: body)).request
+            var phase = 0
+            do {
+                for try await chunk in chain.stream(request) {
+                    if chunk.hasContent && phase == 0 {
+                        phase = 1
+                        clock.advance(by: .seconds(3))
+                    } else if chunk.isKeepAlive && phase == 1 {
+                        // A ping after 3 s of silence in content: were it activity, the stall would move to 8 s.
+                        phase = 2
+                        clock.advance(by: .seconds(3))
+                    }
+                }
+                Issue.record("expected the stream to stall")
+            } catch let error as StreamInterrupted {
+                #expect(phase == 2)
+                #expect(error.underlying.kind == .timeout, "\(error)")
             }
         }
     }
