@@ -277,6 +277,12 @@ extension FallbackChain {
             progress.state.locked { $0.failedContinuations.append((entry.provider.name, redacted)) }
             return .failure(error, forceFailover: true)
         }
+        let rescued = progress.state.locked { $0.interruption != nil }
+        if rescued, policy.continues {
+            // How often breaks were mended, for operators: finished by another provider, or not.
+            let result = outcome == nil ? "failed" : "finished"
+            Counter(label: "llm_fallback_stream_continuations_total", dimensions: [("result", result)], factory: metricsFactory).increment()
+        }
         if outcome == nil, let interrupted = progress.interruption(trace: run.trace, skipped: run.skipped) {
             throw interrupted
         }

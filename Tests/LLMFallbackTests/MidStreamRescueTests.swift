@@ -1,5 +1,6 @@
 import Foundation
 import LLMFallbackTesting
+import MetricsTestKit
 import Testing
 
 @testable import LLMFallback
@@ -166,9 +167,12 @@ import Testing
         try await withServer { server in
             server.script("primary", .cutStream(afterChunks: 3, text: Self.answer))
             server.script("claude-3-7-sonnet", .status(400, message: "Prefilling assistant messages is not supported for this model."))
+            let metrics = TestMetrics()
+            var configuration = Self.configuration()
+            configuration.metricsFactory = metrics
             let chain = FallbackChain(
                 [Format.openAI.provider(server, model: "primary"), Format.anthropic.provider(server, model: "claude-3-7-sonnet")],
-                configuration: Self.configuration())
+                configuration: configuration)
             do {
                 _ = try await chain.stream("tell me").collect()
                 Issue.record("expected the stream to end with an error")
@@ -181,6 +185,7 @@ import Testing
                 #expect(error.trace.map(\.provider) == ["openAI/primary", "anthropic/claude-3-7-sonnet"])
                 #expect(error.trace.last?.status == 400)
             }
+            #expect(try metrics.expectCounter("llm_fallback_stream_continuations_total", [("result", "failed")]).totalValue == 1)
         }
     }
 
@@ -189,10 +194,14 @@ import Testing
             // An Anthropic stream reports its prompt in message_start; this one breaks before message_delta.
             server.script("claude-3-5-haiku", .cutStream(afterChunks: 3, text: Self.answer))
             server.script("claude-3-5-sonnet", .text(Self.rest, usage: (prompt: 30, completion: 6)))
+            let metrics = TestMetrics()
+            var configuration = Self.configuration()
+            configuration.metricsFactory = metrics
             let chain = FallbackChain(
                 [Format.anthropic.provider(server, model: "claude-3-5-haiku"), Format.anthropic.provider(server, model: "claude-3-5-sonnet")],
-                configuration: Self.configuration())
+                configuration: configuration)
             let response = try await chain.stream("tell me").collect()
+            #expect(try metrics.expectCounter("llm_fallback_stream_continuations_total", [("result", "finished")]).totalValue == 1)
             #expect(response.content == Self.answer)
             // The mock's default prompt count is 10, billed by the first attempt too.
             #expect(response.usage?.promptTokens == 40)
