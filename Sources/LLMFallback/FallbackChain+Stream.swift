@@ -136,6 +136,8 @@ extension FallbackChain {
             var restartPending = false
             /// Whether tool-call fragments reached the caller: such an answer is never continued elsewhere.
             var deliveredToolCalls = false
+            /// Whether a finish reason reached the caller: the answer was whole, and is never continued.
+            var deliveredFinish = false
             /// Whether the request asked for JSON output: such an answer is never continued elsewhere.
             var structuredOutput = false
             /// The entries that produced the delivered answer, in order.
@@ -155,6 +157,9 @@ extension FallbackChain {
             state.locked { state in
                 guard var interrupted = state.interruption else { return nil }
                 interrupted.trace = trace
+                // What the caller holds now, continuations included.
+                interrupted.deliveredChunks = state.deliveredChunks
+                interrupted.deliveredCharacters = state.deliveredCharacters
                 if !state.failedContinuations.isEmpty {
                     let failures = state.failedContinuations.map { failure in
                         let status = failure.error.status.map { ", HTTP \($0)" } ?? ""
@@ -195,6 +200,9 @@ extension FallbackChain {
 
     /// How `entry` can finish a broken answer to `request` under the chain's policy; `nil` when it cannot.
     func continuationMethod(for request: ChatRequest, entry: ChainEntry, resolved: ResolvedProvider) -> ContinuationMethod? {
+        // A request that ends with an assistant message of its own (the client's prefill) is not continued: the
+        // delivered text is the continuation of that message, which a second one would not say.
+        if request.messages.last?.role == .assistant { return nil }
         if !entry.refusedPrefill.load(ordering: .relaxed), entry.adapter.assistantPrefill(for: request, provider: resolved).isSupported {
             return .prefill
         }
@@ -234,19 +242,24 @@ extension FallbackChain {
             if deliveredChunks > 0 {
                 if policy.continues, let how = self.continuationMethod(for: request, entry: entry, resolved: resolved) {
                     method = how
-                    seam = StreamSeam(delivered: deliveredText)
-                    switch how {
-                    case .prefill:
-                        // Anthropic refuses a prefill that ends in whitespace; the seam puts it back.
-                        var prefix = Substring(deliveredText)
-                        while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
-                        if !prefix.isEmpty {
+                    seam = StreamSeam(delivered: deliveredText, cutsRepeatedEnd: how == .instruction)
+                    // Anthropic refuses a prefill that ends in whitespace (and any blank text); the seam puts the
+                    // whitespace back. Nothing but whitespace delivered: the question is simply asked again.
+                    var prefix = Substring(deliveredText)
+                    while let last = prefix.last, last.isWhitespace { prefix.removeLast() }
+                    if !prefix.isEmpty {
+                        switch how {
+                        case .prefill:
                             attemptRequest.messages.append(.assistant(String(prefix)))
                             attemptRequest.continuesFinalMessage = true
+                        case .instruction:
+                            attemptRequest.messages.append(.assistant(String(prefix)))
+                            attemptRequest.messages.append(.user(Self.continuationInstruction))
                         }
-                    case .instruction:
-                        attemptRequest.messages.append(.assistant(deliveredText))
-                        attemptRequest.messages.append(.user(Self.continuationInstruction))
+                    }
+                    // The answer so far counts against the client's limit (about four characters a token).
+                    if let limit = attemptRequest.maxTokens {
+                        attemptRequest.maxTokens = max(1, limit - (deliveredText.utf8.count + 3) / 4)
                     }
                 } else {
                     progress.state.locked {
@@ -290,10 +303,11 @@ extension FallbackChain {
     }
 
     /// Whether a provider's `400` to a continuation says it takes no prefill (Anthropic: "does not support
-    /// assistant message prefill"; Gemini: "Requests ending with a model turn are not supported").
+    /// assistant message prefill"; Gemini: "Requests ending with a model turn are not supported"; vLLM on
+    /// `continue_final_message`). Other refusals are the request's, not the prefill's, and teach nothing.
     static func refusesPrefill(_ error: ProviderError) -> Bool {
         let message = error.message.lowercased()
-        return ["prefill", "model turn", "final assistant", "last message", "assistant message", "prefix"].contains { message.contains($0) }
+        return ["prefill", "ending with a model turn", "continue_final_message"].contains { message.contains($0) }
     }
 
     /// Hands a streamed request's answer to `onSuccess`: once per request, for the leg that won.

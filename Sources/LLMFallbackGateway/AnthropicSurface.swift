@@ -267,7 +267,10 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
             guard chunk.attempts == attempt, chunk.wireFormat == .anthropic, let raw = chunk.rawData else {
                 // Another attempt: a continuation (the chain's chunks, no raw events) is taken over where the
                 // relayed events stopped; anything else cannot be spliced in.
-                guard chunk.rawData == nil, chunk.attempts != attempt, !relayedDelta, !relayedStop else {
+                // A block other than text left open (a tool call's partial input, thinking without its signature)
+                // cannot be closed honestly by another provider.
+                let openIsText = openRelayedBlock?.isText ?? true
+                guard chunk.rawData == nil, chunk.attempts != attempt, !relayedDelta, !relayedStop, openIsText else {
                     return StreamSpliceRefused(provider: chunk.providerName.isEmpty ? chunk.provider : chunk.providerName)
                 }
                 mode = .translating
@@ -288,10 +291,12 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
     /// Follows the relayed blocks, so that a continuation can take over the stream.
     private mutating func track(_ raw: String) {
         if raw.hasPrefix("event: content_block_start\n") {
-            let index = Self.blockIndex(in: raw) ?? relayedBlocks
-            relayedBlocks = max(relayedBlocks, index + 1)  // at most nine digits
-            let isText = raw.contains(#""type":"text""#) || raw.contains(#""type": "text""#)
-            openRelayedBlock = (index, isText)
+            // Block starts are few: each is parsed, for its index and its block's type.
+            let data = raw.split(separator: "\n").filter { $0.hasPrefix("data:") }.map { $0.dropFirst(5) }.joined(separator: "\n")
+            let event = try? JSONValue(parsing: String(data))
+            let index = event?["index"]?.intValue.flatMap { (0..<1_000_000).contains($0) ? $0 : nil } ?? relayedBlocks
+            relayedBlocks = max(relayedBlocks, index + 1)
+            openRelayedBlock = (index, event?["content_block"]?["type"]?.stringValue == "text")
         } else if raw.hasPrefix("event: content_block_stop\n") {
             openRelayedBlock = nil
         } else if raw.hasPrefix("event: message_delta\n") {
@@ -299,12 +304,6 @@ struct AnthropicStreamRelay: GatewayStreamEncoding {
         }
     }
 
-    /// The `"index":N` of a block event, read with bounds.
-    static func blockIndex(in raw: String) -> Int? {
-        guard let range = raw.firstRange(of: #""index":"#) else { return nil }
-        let digits = raw[range.upperBound...].prefix { $0.isASCII && $0.isNumber }.prefix(9)
-        return Int(digits)
-    }
 
     mutating func encodeEnd(into buffer: inout ByteBuffer) {
         // A relayed stream ended cleanly only after its own message_stop, already relayed.

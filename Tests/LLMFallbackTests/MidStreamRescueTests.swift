@@ -189,6 +189,62 @@ import Testing
         }
     }
 
+    @Test func aBreakAfterTheAnswerFinishedIsNotContinued() async throws {
+        try await withServer { server in
+            // message_delta (the stop reason) came, then the body ended without message_stop.
+            let start = #"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-haiku","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":1}}}"#
+            let parts = [
+                "event: message_start\ndata: \(start)\n\n",
+                #"event: content_block_start\#ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\#n\#n"#,
+                #"event: content_block_delta\#ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Whole answer."}}\#n\#n"#,
+                #"event: content_block_stop\#ndata: {"type":"content_block_stop","index":0}\#n\#n"#,
+                #"event: message_delta\#ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}\#n\#n"#,
+            ]
+            server.script("claude-3-5-haiku", .raw(status: 200, headers: ["content-type": "text/event-stream"], parts: parts))
+            server.script("claude-3-5-sonnet", .text(" More."))
+            let chain = FallbackChain(
+                [Format.anthropic.provider(server, model: "claude-3-5-haiku"), Format.anthropic.provider(server, model: "claude-3-5-sonnet")],
+                configuration: Self.configuration())
+            var text = ""
+            do {
+                for try await chunk in chain.stream("tell me") { text += chunk.content }
+                Issue.record("expected the stream to end with an error")
+            } catch let error as StreamInterrupted {
+                #expect(error.continuationFailure?.contains("had finished") == true, "\(error)")
+            }
+            #expect(text == "Whole answer.")
+            #expect(server.requests(for: "claude-3-5-sonnet").isEmpty)
+        }
+    }
+
+    @Test func aContinuationWithNothingButItsFinishStillNamesItsProducer() async throws {
+        try await withServer { server in
+            server.script("primary", .cutStream(afterChunks: 9, text: Self.answer))
+            server.script("claude-3-5-sonnet", .text("", usage: (prompt: 30, completion: 0)))
+            let chain = FallbackChain(
+                [Format.openAI.provider(server, model: "primary"), Format.anthropic.provider(server, model: "claude-3-5-sonnet")],
+                configuration: Self.configuration())
+            var chunks: [ChatChunk] = []
+            for try await chunk in chain.stream("tell me") { chunks.append(chunk) }
+            #expect(chunks.map(\.content).joined() == Self.answer)
+            #expect(chunks.last { $0.finishReason != nil }?.producedBy == ["openAI/primary", "anthropic/claude-3-5-sonnet"])
+        }
+    }
+
+    @Test func aRequestEndingInItsOwnAssistantMessageIsNotContinued() async throws {
+        try await withServer { server in
+            server.script("primary", .cutStream(afterChunks: 3, text: Self.answer))
+            server.script("claude-3-5-sonnet", .text(Self.rest))
+            let chain = FallbackChain(
+                [Format.openAI.provider(server, model: "primary"), Format.anthropic.provider(server, model: "claude-3-5-sonnet")],
+                configuration: Self.configuration())
+            await #expect(throws: StreamInterrupted.self) {
+                _ = try await chain.stream(messages: [.user("tell me"), .assistant("Sure:")]).collect()
+            }
+            #expect(server.requests(for: "claude-3-5-sonnet").isEmpty)
+        }
+    }
+
     @Test func usageIsWhatEveryProducerWasBilled() async throws {
         try await withServer { server in
             // An Anthropic stream reports its prompt in message_start; this one breaks before message_delta.
@@ -319,35 +375,47 @@ import Testing
 
     // MARK: - The seam
 
-    @Test func theSeamCutsARepeatedOverlapAndKeepsAShortCoincidence() {
-        func join(_ delivered: String, _ continuation: [String]) -> String {
-            var seam = StreamSeam(delivered: delivered)
-            var out: [ChatChunk] = []
-            var released = false
-            for piece in continuation {
-                if released {
-                    out.append(ChatChunk(content: piece))
-                } else if seam.hold(ChatChunk(content: piece)) {
-                    out += seam.release()
-                    released = true
-                }
+    static func join(_ delivered: String, _ continuation: [String], instructed: Bool = true) -> String {
+        var seam = StreamSeam(delivered: delivered, cutsRepeatedEnd: instructed)
+        var out: [ChatChunk] = []
+        var released = false
+        for piece in continuation {
+            if released {
+                out.append(ChatChunk(content: piece))
+            } else if seam.hold(ChatChunk(content: piece)) {
+                out += seam.release()
+                released = true
             }
-            if !released { out += seam.release() }
-            return delivered + out.map(\.content).joined()
         }
-        // A continuation that repeats the last sentence.
+        if !released { out += seam.release() }
+        return delivered + out.map(\.content).joined()
+    }
+
+    @Test func theSeamCutsARepeatedOverlapAndKeepsAShortCoincidence() {
+        // An instructed continuation that repeats the last sentence.
         let long = String(repeating: "Filler text here. ", count: 20) + "The last sentence was cut"
-        #expect(join(long, [" sentence was cut", " short, and then", " it went on."]) == long + " short, and then it went on.")
+        #expect(Self.join(long, [" sentence was cut", " short, and then", " it went on."]) == long + " short, and then it went on.")
         // A short coincidence is text, not a repeat.
-        #expect(join("ban", ["ana", " split"]) == "banana split")
-        // An answer started over: the whole delivered text is cut.
-        #expect(join("The quick", ["The quick brown", " fox"]) == "The quick brown fox")
-        // The whitespace a prefill left out comes back once.
-        #expect(join("Hello world ", [" and more"]) == "Hello world and more")
-        #expect(join("Line one\n\n", ["\n\nLine two"]) == "Line one\n\nLine two")
-        #expect(join("Hello", [" world"]) == "Hello world")
+        #expect(Self.join("ban", ["ana", " split"]) == "banana split")
+        // An answer started over: the whole delivered text is cut, however long.
+        #expect(Self.join("The quick", ["The quick brown", " fox"]) == "The quick brown fox")
+        let longer = (1...40).map { "Sentence \($0) of the answer." }.joined(separator: " ")
+        let pieces = stride(from: 0, to: longer.count, by: 7).map { String(Array(longer)[$0..<min($0 + 7, longer.count)]) }
+        #expect(longer.count > 1000)
+        #expect(Self.join(longer, pieces + [" And the end."], instructed: false) == longer + " And the end.")
+        #expect(Self.join(longer, pieces + [" And the end."]) == longer + " And the end.")
+        // A start-over that diverges is not cut (there is no telling what it repeats).
+        #expect(Self.join("The quick brown", ["The quick red", " fox"], instructed: false) == "The quick brownThe quick red fox")
+        // Whitespace a prefill left out and the continuation put back comes back once; other whitespace stays.
+        #expect(Self.join("Hello world ", [" and more"]) == "Hello world and more")
+        #expect(Self.join("Line one\n\n", ["\n\nLine two"]) == "Line one\n\nLine two")
+        #expect(Self.join("A sentence. ", ["\n\nNext"]) == "A sentence. \n\nNext")
+        #expect(Self.join("Hello", [" world"]) == "Hello world")
+        // A prefill continues the very text: a repeated run there is content (a rule, a table), not an echo.
+        let rule = "Title\n" + String(repeating: "-", count: 20)
+        #expect(Self.join(rule, [String(repeating: "-", count: 20), "\nBody"], instructed: false) == rule + String(repeating: "-", count: 20) + "\nBody")
         // A finish before enough text releases what was held.
-        var seam = StreamSeam(delivered: String(repeating: "x", count: 300))
+        var seam = StreamSeam(delivered: String(repeating: "x", count: 300), cutsRepeatedEnd: true)
         var finish = ChatChunk(content: "!")
         finish.finishReason = .stop
         let decided = seam.hold(finish)

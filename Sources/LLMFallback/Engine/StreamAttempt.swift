@@ -126,9 +126,15 @@ extension FallbackChain {
             )
             if state.interruption == nil { state.interruption = interrupted }
             if policy == .fail { return .end(interrupted) }
-            if policy.continues && (state.deliveredToolCalls || state.structuredOutput) {
+            if policy.continues && (state.deliveredToolCalls || state.structuredOutput || state.deliveredFinish) {
                 var ended = state.interruption ?? interrupted
-                ended.continuationFailure = "\(state.deliveredToolCalls ? "a tool call" : "JSON output") is never continued by another provider"
+                ended.deliveredChunks = state.deliveredChunks
+                ended.deliveredCharacters = state.deliveredCharacters
+                if state.deliveredFinish {
+                    ended.continuationFailure = "the answer had finished before the stream broke: it is not continued"
+                } else {
+                    ended.continuationFailure = "\(state.deliveredToolCalls ? "a tool call" : "JSON output") is never continued by another provider"
+                }
                 return .end(ended)
             }
             return .failover(forced: true)
@@ -137,7 +143,10 @@ extension FallbackChain {
         case .failover(let forced):
             return .failure(error, forceFailover: forced)
         case .end(let interrupted):
-            return .fatal(interrupted.underlying, interrupted)
+            // This attempt's own failure for its trace and health; the first break for the caller.
+            var own = redacted
+            own.message = "after \(interrupted.deliveredChunks) chunks: \(redacted.message)"
+            return .fatal(own, interrupted)
         }
     }
 

@@ -36,6 +36,10 @@ extension FallbackChain {
         let billedBefore: Usage?
         /// Whether this attempt's first content has come.
         var started = false
+        /// Whether this attempt delivered something, and is named among the answer's producers.
+        var producing = false
+        /// Whether what this attempt was billed was added to the answer's.
+        var billed = false
 
         init(
             chain: FallbackChain,
@@ -109,15 +113,9 @@ extension FallbackChain {
                 let now = chain.clock.now()
                 if chunk.hasContent && !started {
                     started = true
-                    let name = entry.provider.name
-                    let continues = self.continues
                     let restart = progress.state.locked { state -> Bool in
                         defer { state.restartPending = false }
-                        if state.restartPending || state.producers.isEmpty {
-                            state.producers = [name]
-                        } else if continues {
-                            state.producers.append(name)
-                        }
+                        if state.restartPending { state.producers = [] }
                         return state.restartPending
                     }
                     watch.state.locked {
@@ -153,10 +151,16 @@ extension FallbackChain {
             var chunk = chunk
             deliveredHere += 1
             let keepsText = self.keepsText
+            // A producer is one that delivered something: content, or (for a continuation) the finish.
+            let produces = !producing && (chunk.hasContent || (continues && chunk.finishReason != nil))
+            if produces { producing = true }
+            let name = entry.provider.name
             let producers = progress.state.locked { state -> [String] in
+                if produces { state.producers.append(name) }
                 state.deliveredChunks += 1
                 state.deliveredCharacters = state.deliveredCharacters.saturatingAdd(chunk.content.count)
                 if !chunk.toolCallDeltas.isEmpty { state.deliveredToolCalls = true }
+                if chunk.finishReason != nil { state.deliveredFinish = true }
                 if keepsText { state.text += chunk.content }
                 return chunk.finishReason != nil && state.producers.count > 1 ? state.producers : []
             }
@@ -167,7 +171,8 @@ extension FallbackChain {
         /// Adds what this attempt reported using to what the answer was billed, when it delivered part of it and
         /// broke (the next provider's usage is reported on top of it).
         private func recordBilled() {
-            guard started, let usage = summary.usage ?? decoder.usageSoFar else { return }
+            guard started, !billed, let usage = summary.usage ?? decoder.usageSoFar else { return }
+            billed = true
             progress.state.locked { $0.billed = $0.billed.map { $0.adding(usage) } ?? usage }
         }
 
@@ -196,7 +201,12 @@ extension FallbackChain {
                 return broke(ProviderError(.connection, message: message))
             }
             releaseSeam()
-            for held in pending { continuation.yield(held) }
+            if continues {
+                // A continuation with nothing but its finish (the break came at the very end) still finished it.
+                for held in pending where held.finishReason != nil || held.usage != nil { emit(held) }
+            } else {
+                for held in pending { continuation.yield(held) }
+            }
             return .success(summary, latency: .zero)
         }
 

@@ -1,32 +1,55 @@
 /// Where a continuation joins the text already delivered, when another provider finishes a stream that broke
 /// mid-answer (``MidStreamPolicy/continue``).
 ///
-/// The continuation is asked to go on from exactly the delivered text, but a model may repeat the end of it anyway
-/// (an instructed continuation often repeats the last sentence, or starts over). So the continuation's first text is
-/// held until there is enough of it to compare, then the longest start of it that repeats the end of the delivered
-/// text, up to ``maximumOverlap`` characters, is cut; so is the whitespace a prefill left out and the continuation
-/// put back. An overlap shorter than ``minimumOverlap`` is kept (`"ban"` + `"ana"` must stay `"banana"`), unless it
-/// is the whole delivered text (an answer started over).
+/// The continuation is asked to go on from exactly the delivered text, but a model may not: one that echoes its
+/// prefill or starts its answer over repeats the delivered text from its beginning, and an instructed one often
+/// repeats the end of it. So the continuation's first text is held until it can be compared, then:
+///
+/// - a continuation that begins with the whole delivered text (however long) has it cut;
+/// - under an instructed continuation (`cutsRepeatedEnd`), the longest start of it that repeats the end of the
+///   delivered text, from ``minimumOverlap`` up to ``maximumOverlap`` characters, is cut (a shorter one is kept:
+///   `"ban"` + `"ana"` stays `"banana"`); a prefill continues the very text, so its overlaps are left alone
+///   (`"----"` after `"----"` is a rule, not a repeat);
+/// - whitespace the prefill had to leave out (Anthropic refuses a prefill that ends in it) and the continuation
+///   put back is cut once.
 struct StreamSeam: Sendable {
-    /// The longest repetition looked for.
+    /// The longest repeated end looked for.
     static let maximumOverlap = 200
-    /// The shortest repetition cut, unless it repeats the whole delivered text.
+    /// The shortest repeated end cut.
     static let minimumOverlap = 12
 
-    /// The end of the delivered text: the most a continuation may be found repeating.
+    private let delivered: String
+    private let deliveredCount: Int
+    /// The end of the delivered text: the most an instructed continuation may be found repeating.
     private let tail: [Character]
-    /// Whether `tail` is the whole delivered text.
-    private let tailIsWhole: Bool
-    /// Whether the delivered text ended in whitespace (which a prefill leaves out, and a continuation puts back).
-    private let endsInWhitespace: Bool
+    /// The whitespace the delivered text ended in.
+    private let trailingWhitespace: Substring
+    private let cutsRepeatedEnd: Bool
     private var held: [ChatChunk] = []
     private var heldText = ""
+    /// How far the held text (past the put-back whitespace) has matched the delivered text from its beginning;
+    /// `nil` once it did not.
+    private var matchedFromStart: String.Index?
+    private var matchedCount = 0
 
-    init(delivered: String) {
-        let suffix = delivered.suffix(Self.maximumOverlap)
-        tail = Array(suffix)
-        tailIsWhole = suffix.startIndex == delivered.startIndex
-        endsInWhitespace = delivered.last?.isWhitespace ?? false
+    init(delivered: String, cutsRepeatedEnd: Bool) {
+        self.delivered = delivered
+        deliveredCount = delivered.count
+        tail = Array(delivered.suffix(Self.maximumOverlap))
+        var start = delivered.endIndex
+        while start > delivered.startIndex, delivered[delivered.index(before: start)].isWhitespace {
+            start = delivered.index(before: start)
+        }
+        trailingWhitespace = delivered[start...]
+        self.cutsRepeatedEnd = cutsRepeatedEnd
+        matchedFromStart = delivered.isEmpty ? nil : delivered.startIndex
+    }
+
+    /// The held text without the whitespace the continuation put back.
+    private var comparable: Substring {
+        let text = Substring(heldText)
+        guard !trailingWhitespace.isEmpty, text.hasPrefix(trailingWhitespace) else { return text }
+        return text.dropFirst(trailingWhitespace.count)
     }
 
     /// Holds `chunk`; `true` once enough is held to decide where the seam is (or nothing more of the text can come
@@ -35,22 +58,39 @@ struct StreamSeam: Sendable {
         held.append(chunk)
         heldText += chunk.content
         if chunk.finishReason != nil || !chunk.toolCallDeltas.isEmpty { return true }
-        return heldText.drop(while: \.isWhitespace).count >= tail.count
+        let text = comparable
+        if var index = matchedFromStart {
+            // Compare only what is new since the last chunk.
+            for character in text.dropFirst(matchedCount).prefix(deliveredCount - matchedCount) {
+                guard index < delivered.endIndex, delivered[index] == character else {
+                    matchedFromStart = nil
+                    break
+                }
+                index = delivered.index(after: index)
+                matchedCount += 1
+            }
+            if matchedFromStart != nil { matchedFromStart = index }
+            if matchedFromStart != nil && matchedCount < deliveredCount { return false }
+            if matchedFromStart != nil { return true }
+        }
+        return !cutsRepeatedEnd || text.count >= tail.count
     }
 
     /// The held chunks, the repeated start of the continuation cut off (the first chunk carries the text); chunks
     /// left with nothing to carry are left out.
     mutating func release() -> [ChatChunk] {
-        var text = Substring(heldText)
-        if endsInWhitespace { text = text.drop(while: \.isWhitespace) }
-        let start = Array(text.prefix(tail.count))
-        var length = start.count
-        while length > 0 {
-            let long = length >= Self.minimumOverlap || (tailIsWhole && length == tail.count)
-            if long && tail[(tail.count - length)...].elementsEqual(start[..<length]) { break }
-            length -= 1
+        var text = comparable
+        if matchedFromStart != nil && matchedCount == deliveredCount {
+            text = text.dropFirst(deliveredCount)
+        } else if cutsRepeatedEnd {
+            let start = Array(text.prefix(tail.count))
+            var length = start.count
+            while length >= Self.minimumOverlap {
+                if tail[(tail.count - length)...].elementsEqual(start[..<length]) { break }
+                length -= 1
+            }
+            if length >= Self.minimumOverlap { text = text.dropFirst(length) }
         }
-        text = text.dropFirst(length)
         var chunks = held
         held = []
         heldText = ""

@@ -7,7 +7,7 @@ import Foundation
 /// ``ChatRequest/continuesFinalMessage``; the adapter writes it the way the provider understands:
 ///
 /// - ``trailingMessage``: a final assistant message is continued as it stands (Anthropic's models before Claude 4.6,
-///   Gemini's trailing `model` turn, OpenRouter, llama.cpp-based servers).
+///   Gemini's trailing `model` turn, llama.cpp-based servers; OpenRouter for the models it routes to that do).
 /// - ``prefixFlag``: the final assistant message carries `"prefix": true` (Mistral, DeepSeek's beta endpoint).
 /// - ``continueFinalMessage``: the body carries `"continue_final_message": true` and
 ///   `"add_generation_prompt": false` (vLLM, SGLang).
@@ -65,9 +65,11 @@ extension ProviderKind {
     static let geminiModelsWithoutPrefill = ["gemini-3.6-flash", "gemini-3.5-flash-lite", "flash-lite-latest"]
 
     /// The version in a Claude model's name: `claude-3-5-sonnet-20241022` (3.5), `claude-opus-4-20250514` (4.0),
-    /// `claude-sonnet-4-5` (4.5), `us.anthropic.claude-opus-4-6-v1` (4.6); `nil` for a name without one.
+    /// `claude-sonnet-4-5` (4.5), `us.anthropic.claude-opus-4-6-v1` (4.6), `claude-sonnet-4@20250514` (4.0); `nil` for a
+    /// name without one.
     static func claudeVersion(_ model: String) -> (major: Int, minor: Int)? {
-        let lowered = model.lowercased()
+        // Vertex AI names a version after an @ (claude-sonnet-4@20250514).
+        let lowered = model.lowercased().split(separator: "@").first.map(String.init) ?? ""
         guard let range = lowered.range(of: "claude-") else { return nil }
         var numbers: [Int] = []
         for part in lowered[range.upperBound...].split(separator: "-") {

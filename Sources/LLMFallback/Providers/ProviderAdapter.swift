@@ -111,8 +111,6 @@ extension WireFormat {
 // MARK: - Shared helpers for adapters
 
 enum WireJSON {
-    /// `body` (a JSON object) with `extra`'s members set, replacing those of the same name, and the members
-    /// named in `dropping` removed.
     /// `body` (an OpenAI Chat Completions body whose last message is the partial answer) marked for a continuation
     /// the way `prefill` says: `"prefix": true` on that message, or `continue_final_message` and
     /// `add_generation_prompt` at the top. A continuation is rare (a rescued stream), so the body is re-parsed.
@@ -135,6 +133,8 @@ enum WireJSON {
         return rewritten
     }
 
+    /// `body` (a JSON object) with `extra`'s members set, replacing those of the same name, and the members
+    /// named in `dropping` removed.
     static func merging(_ extra: JSONObject, into body: ByteBuffer, dropping: [String]) -> ByteBuffer {
         guard case .object(var members)? = try? JSONValue(parsing: body) else { return body }
         for key in dropping { members.removeValue(forKey: key) }

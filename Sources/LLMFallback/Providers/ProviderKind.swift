@@ -127,7 +127,9 @@ public struct ProviderKind: Hashable, Sendable {
             compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", prefill: true, style: .prefixFlag),
             // DeepSeek continues a prefix only on its beta endpoint (https://api.deepseek.com/beta): prefill: true there.
             compatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", style: .prefixFlag),
-            compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", prefill: true),
+            // OpenRouter passes a trailing assistant message on to the model it routes to, which may answer afresh
+            // (an OpenAI model does): off unless a provider says prefill: true for a model that continues.
+            compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", style: .trailingMessage),
             compatible("fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
             compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
             compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),

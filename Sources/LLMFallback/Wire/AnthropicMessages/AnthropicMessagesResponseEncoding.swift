@@ -204,12 +204,12 @@ extension AnthropicMessagesServer {
         }
 
         /// Takes over a stream whose events so far were relayed as a provider sent them (the start and
-        /// `nextBlock` content blocks), to write what another provider continues it with: text goes on in the block
-        /// `openTextBlock` when one is open, and other blocks get the indices after the relayed ones.
+        /// `nextBlock` content blocks), to write what another provider continues it with: text goes on in
+        /// `openBlock` when it is a text block, and other blocks get the indices after the relayed ones.
         ///
-        /// - Returns: A `content_block_stop` for an open block that is not text (a thinking block), which the
-        ///   continuation cannot go on.
-        public mutating func takeOver(nextBlock: Int, openBlock: (index: Int, isText: Bool)?) -> [String] {
+        /// - Returns: A `content_block_stop` for an open block that is not text, which the continuation cannot go
+        ///   on (the gateway refuses such a take-over before it comes to this).
+        package mutating func takeOver(nextBlock: Int, openBlock: (index: Int, isText: Bool)?) -> [String] {
             started = true
             self.nextBlock = max(self.nextBlock, nextBlock)
             guard let openBlock else { return [] }
