@@ -225,7 +225,7 @@ extension FallbackChain {
     ) async throws -> Outcome<StreamSummary>? {
         let policy = configuration.midStreamPolicy
         progress.state.locked { $0.structuredOutput = request.asksForStructuredOutput }
-        let passOver: (@Sendable (ChainEntry, ResolvedProvider) -> SkippedProvider.Reason?)?
+        let passOver: PassOver?
         if policy.continues {
             passOver = { entry, resolved in
                 guard progress.state.locked({ $0.deliveredChunks }) > 0 else { return nil }

@@ -245,6 +245,28 @@ import Testing
         }
     }
 
+    @Test func aProviderPassedOverIsNeitherAdmittedNorReportedAsAFailover() async throws {
+        try await withServer { server in
+            server.script("primary", .cutStream(afterChunks: 3, text: Self.answer))
+            server.script("claude-3-5-sonnet", .text(Self.rest))
+            let failovers = Recorder<String>()
+            let chain = FallbackChain(
+                [
+                    Format.openAI.provider(server, model: "primary"), Format.openAI.provider(server, model: "gpt-backup"),
+                    Format.anthropic.provider(server, model: "claude-3-5-sonnet"),
+                ],
+                configuration: Self.configuration(),
+                onFailover: { from, to, _ in failovers.append("\(from.name) -> \(to.name)") }
+            )
+            let response = try await chain.stream("tell me").collect()
+            #expect(response.content == Self.answer)
+            try await failovers.wait(for: 1)
+            #expect(failovers.all == ["openAI/primary -> anthropic/claude-3-5-sonnet"])
+            #expect(chain.healthReport()[1].attempts == 0)
+            #expect(server.requests(for: "gpt-backup").isEmpty)
+        }
+    }
+
     @Test func usageIsWhatEveryProducerWasBilled() async throws {
         try await withServer { server in
             // An Anthropic stream reports its prompt in message_start; this one breaks before message_delta.

@@ -66,7 +66,10 @@ extension FallbackChain {
         /// Takes the next candidate for `leg`: the next in the queue that admission lets through; when every
         /// candidate of the request was closed to traffic, the one that reopens soonest, as a forced probe, if the
         /// chain's bound on forced probes allows; `nil` when none is left.
-        func nextCandidate(for leg: Leg) -> (ChainEntry, ResolvedProvider)? {
+        ///
+        /// `passOver` is asked first, before admission takes anything (a probe slot, a retry budget) or a failover
+        /// is reported: a candidate it gives a reason for is recorded as skipped, untried.
+        func nextCandidate(for leg: Leg, passOver: PassOver? = nil) -> (ChainEntry, ResolvedProvider)? {
             let health = chain.health
             while true {
                 let now = chain.clock.now()
@@ -81,6 +84,12 @@ extension FallbackChain {
                 case .none:
                     return nil
                 case .queued(let next):
+                    if let passOver, case .success(let resolved) = chain.entries[next].resolved,
+                        let reason = passOver(chain.entries[next], resolved)
+                    {
+                        skip(chain.entries[next], reason: reason)
+                        continue
+                    }
                     switch health.admit(next, now: now) {
                     case .allowed:
                         leg.isProbe = false
@@ -101,7 +110,11 @@ extension FallbackChain {
                     // Every candidate is closed to traffic: rather than fail without trying, probe the one that
                     // reopens soonest (and has not been probed so in its open period), but never more than
                     // halfOpenMaxProbes such probes at once for the chain (the rest fail fast, as their skips say).
-                    guard let soonest = bySoonest.first(where: { health.forceProbe($0, now: now) }) else { return nil }
+                    let eligible = bySoonest.filter { index in
+                        guard let passOver, case .success(let resolved) = chain.entries[index].resolved else { return true }
+                        return passOver(chain.entries[index], resolved) == nil
+                    }
+                    guard let soonest = eligible.first(where: { health.forceProbe($0, now: now) }) else { return nil }
                     leg.index = soonest
                     leg.isProbe = true
                     leg.isForced = true
@@ -157,11 +170,8 @@ extension FallbackChain {
             return false
         }
 
-        /// Passes over the candidate `leg` took without trying it (it cannot serve this request now): its probe slot,
-        /// if it held one, goes back, and the skip is recorded.
-        func passOver(_ entry: ChainEntry, leg: Leg, reason: SkippedProvider.Reason) {
-            if leg.isProbe { chain.health.releaseProbe(leg.index, now: chain.clock.now()) }
-            leg.releaseForcedProbe()
+        /// Records a candidate passed over untried (it cannot serve this request now).
+        func skip(_ entry: ChainEntry, reason: SkippedProvider.Reason) {
             let skip = SkippedProvider(provider: entry.provider.name, reason: reason, availableIn: .zero)
             state.locked { $0.skipped.append(skip) }
             chain.logger.debug("skipped", metadata: ["provider": "\(skip.provider)", "reason": "\(skip)"])
@@ -267,6 +277,9 @@ extension FallbackChain {
         }
     }
 
+    /// Whether a candidate is passed over untried, and why (a stream to continue, and a provider that cannot).
+    typealias PassOver = @Sendable (ChainEntry, ResolvedProvider) -> SkippedProvider.Reason?
+
     /// What an execution decided after an attempt.
     enum Decision<Value: Sendable> {
         /// The request is answered.
@@ -312,18 +325,14 @@ extension FallbackChain {
     func drive<Value: Sendable>(
         _ run: Execution,
         span: any Span,
-        passOver: (@Sendable (ChainEntry, ResolvedProvider) -> SkippedProvider.Reason?)? = nil,
+        passOver: PassOver? = nil,
         attempt: Attempt<Value>
     ) async throws -> Outcome<Value>? {
         let leg = Leg(health: health)
         defer { leg.releaseForcedProbe() }
         candidates: while true {
             try Task.checkCancellation()
-            guard let (entry, resolved) = run.nextCandidate(for: leg) else { return nil }
-            if let passOver, let reason = passOver(entry, resolved) {
-                run.passOver(entry, leg: leg, reason: reason)
-                continue candidates
-            }
+            guard let (entry, resolved) = run.nextCandidate(for: leg, passOver: passOver) else { return nil }
             while true {
                 guard let (timeout, context) = run.beginAttempt(entry, leg: leg) else { return nil }
                 let attemptStart = clock.now()
