@@ -94,7 +94,8 @@ public final class FallbackChain: Sendable {
                 store: store,
                 identities: entries.map { entry in (try? entry.resolved.get()).map(ProviderIdentity.init) },
                 leaseDurations: providers.map { provider in
-                    min(provider.timeout, configuration.timeout ?? provider.timeout).clamped(to: Bounds.longestDuration) + .seconds(1)
+                    min(provider.timeout, configuration.timeout ?? provider.timeout).clamped(to: Bounds.longestDuration)
+                        + HealthRegistry.unusedLeaseLifetime
                 },
                 maxProbes: configuration.circuitBreaker.halfOpenMaxProbes,
                 now: chainClock.now
