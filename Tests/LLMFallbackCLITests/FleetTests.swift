@@ -14,13 +14,14 @@ struct FleetTests {
     static let password = "pw-FLEET-never-print-me"
 
     /// Four chains on `server`, each a provider that will fail (`primary`, `limited`, `down-while-db-down`,
-    /// `after-db-back`) and the shared healthy `backup`. Periods of two seconds; a failed probe doubles them.
+    /// `after-db-back`) and the shared healthy `backup`. Periods of two seconds (longer on a run that says it is
+    /// slow, ``TestTime``); a failed probe doubles them.
     static func config(_ server: MockLLMServer, instance: String) -> String {
         func chain(_ name: String, _ model: String) -> String {
             """
               \(name):
                 strategy: ordered
-                circuit_breaker: { failure_threshold: 2, recovery_timeout: 2s, max_recovery_timeout: 60s }
+                circuit_breaker: { failure_threshold: 2, recovery_timeout: \(2 * TestTime.scale)s, max_recovery_timeout: 60s }
                 providers:
                   - { name: openai, label: \(model), model: \(model), api_key: "${TEST_OPENAI_KEY}", base_url: "\(server.openAIBaseURL)", max_retries: 0, timeout: 30s }
                   - { name: openai, label: backup, model: backup, api_key: "${TEST_OPENAI_KEY}", base_url: "\(server.openAIBaseURL)", max_retries: 0, timeout: 30s }
@@ -115,8 +116,8 @@ struct FleetTests {
 
         // 5. The database stops: both keep answering, each on its own view. A learns of an outage meanwhile.
         try postgres.stop()
-        #expect(await a.process.waitForOutput(containing: "health store unavailable", within: .seconds(15)))
-        #expect(await b.process.waitForOutput(containing: "health store unavailable", within: .seconds(15)))
+        #expect(await a.process.waitForOutput(containing: "health store unavailable", within: TestTime.scaled(.seconds(15))))
+        #expect(await b.process.waitForOutput(containing: "health store unavailable", within: TestTime.scaled(.seconds(15))))
         try await expectBackup(a, "default")
         try await expectBackup(b, "default")
         try await expectBackup(a, "outage", times: 2)
@@ -127,8 +128,8 @@ struct FleetTests {
         // 6. The database returns: both reconnect; B learns what A published after the outage (the transition
         //    waited in A's queue), and A learns what B sees from now on.
         try postgres.startServer()
-        #expect(await a.process.waitForOutput(containing: "health store reconnected", within: .seconds(20)))
-        #expect(await b.process.waitForOutput(containing: "health store reconnected", within: .seconds(20)))
+        #expect(await a.process.waitForOutput(containing: "health store reconnected", within: TestTime.scaled(.seconds(20))))
+        #expect(await b.process.waitForOutput(containing: "health store reconnected", within: TestTime.scaled(.seconds(20))))
         try await eventually(.seconds(5), "B learns the breaker A opened while the database was down") {
             try await b.provider("outage", "down-while-db-down")?.state == "open"
         }
@@ -167,8 +168,8 @@ func withTwoGateways(
     var b: ServeProcess?
     do {
         b = try ServeProcess(["serve", "--config", paths.1, "--grace-period", "1s"], environment: environment)
-        guard let b, await a.waitForOutput(containing: "listening on http://127.0.0.1:", within: .seconds(60)), let portA = a.port,
-            await b.waitForOutput(containing: "listening on http://127.0.0.1:", within: .seconds(60)), let portB = b.port
+        guard let b, await a.waitForOutput(containing: "listening on http://127.0.0.1:", within: TestTime.scaled(.seconds(60))), let portA = a.port,
+            await b.waitForOutput(containing: "listening on http://127.0.0.1:", within: TestTime.scaled(.seconds(60))), let portB = b.port
         else {
             throw TestPostgresError("a gateway did not start")
         }

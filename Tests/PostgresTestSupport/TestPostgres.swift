@@ -149,8 +149,24 @@ public struct TestPostgresError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Polls `condition` until it holds, failing after `limit`: no test sleeps to wait for a state.
+/// How much slower than usual the run may be: `LLM_FALLBACK_TEST_TIME_SCALE` (1 by default; `scripts/sanitize.sh`
+/// sets 5). Deadlines of waits are multiplied by it; no assertion about a result changes.
+public enum TestTime {
+    public static let scale: Int = {
+        guard let text = ProcessInfo.processInfo.environment["LLM_FALLBACK_TEST_TIME_SCALE"],
+            let value = Int(text), (1...100).contains(value)
+        else { return 1 }
+        return value
+    }()
+
+    /// `deadline`, times ``scale``.
+    public static func scaled(_ deadline: Duration) -> Duration { deadline * scale }
+}
+
+/// Polls `condition` until it holds, failing after `limit` (times ``TestTime/scale``): no test sleeps to wait for
+/// a state.
 public func eventually(_ limit: Duration = .seconds(5), _ what: String, _ condition: () async throws -> Bool) async throws {
+    let limit = TestTime.scaled(limit)
     let end = ContinuousClock.now + limit
     while true {
         if try await condition() { return }
