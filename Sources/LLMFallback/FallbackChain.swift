@@ -94,8 +94,7 @@ public final class FallbackChain: Sendable {
                 store: store,
                 identities: entries.map { entry in (try? entry.resolved.get()).map(ProviderIdentity.init) },
                 leaseDurations: providers.map { provider in
-                    min(provider.timeout, configuration.timeout ?? provider.timeout).clamped(to: Bounds.longestDuration)
-                        + HealthRegistry.unusedLeaseLifetime
+                    min(provider.timeout, configuration.timeout ?? provider.timeout).clamped(to: Bounds.longestDuration) + .seconds(1)
                 },
                 maxProbes: configuration.circuitBreaker.halfOpenMaxProbes,
                 now: chainClock.now

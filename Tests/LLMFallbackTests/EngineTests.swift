@@ -144,12 +144,13 @@ import Testing
             let store = LeaseScriptStore()
             var configuration = config(threshold: 1, recovery: .seconds(5))
             configuration.healthStore = store
-            let chain = FallbackChain([server.openAI("down")], configuration: configuration, clock: clock)
+            // A lease lasts the attempt timeout and a second: 3 s here, within the 5 s open period.
+            let chain = FallbackChain([server.openAI("down", timeout: .seconds(2))], configuration: configuration, clock: clock)
             await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("opens the breaker") }
             await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("asks for a lease") }
             store.answer(granted: true, retryIn: nil)
-            // The store's lease may have ended by now, and another instance may hold it.
-            clock.advance(by: HealthRegistry.unusedLeaseLifetime)
+            // The store's lease has ended by now, and another instance may hold it.
+            clock.advance(by: .seconds(3))
             await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("too late for that lease") }
             #expect(server.requests(for: "down").count == 1)
             #expect(store.forcedRequests.count == 2, "asked again")

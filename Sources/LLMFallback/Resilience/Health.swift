@@ -87,7 +87,7 @@ final class HealthRegistry: Sendable {
         var source: HealthSource = .local
         /// With a shared store: probe leases granted and not yet used.
         var leases = 0
-        /// With a shared store: when the leases granted and not used are dropped (the store's lease ends soon after).
+        /// With a shared store: when the leases granted and not used are dropped (the store's lease ends then).
         var leasesExpireAt: Duration?
         /// With a shared store: the lease asked for whose answer has not come (one at a time).
         var leaseRequested: LeaseKind?
@@ -122,10 +122,6 @@ final class HealthRegistry: Sendable {
         /// A forced probe: every candidate of a request was closed to traffic.
         case forced
     }
-
-    /// How long a granted lease may wait for a request to use it before it is dropped. The store's lease lasts the
-    /// attempt timeout plus this, so a probe begun within it ends before the lease does.
-    static let unusedLeaseLifetime: Duration = .seconds(1)
 
     /// One provider's record and its lock.
     final class Cell: Sendable {
@@ -419,8 +415,9 @@ final class HealthRegistry: Sendable {
         return changes
     }
 
-    /// The store's answer to a lease request.
-    func leaseAnswer(_ indices: [Int], granted: Bool, retryIn: Duration?, now: Duration) {
+    /// The store's answer to a lease request; a grant is kept for `leaseDurations[index]` at most (the store's
+    /// lease has ended by then, and another instance may hold it).
+    func leaseAnswer(_ indices: [Int], granted: Bool, retryIn: Duration?, now: Duration, leaseDurations: [Duration]) {
         for index in indices {
             cells[index].state.locked { entry in
                 guard let kind = entry.leaseRequested else { return }
@@ -435,7 +432,7 @@ final class HealthRegistry: Sendable {
                     }
                     if useful {
                         entry.leases += 1
-                        entry.leasesExpireAt = now + Self.unusedLeaseLifetime
+                        entry.leasesExpireAt = now + leaseDurations[index]
                     }
                 } else {
                     let period = entry.breaker.configuration.recoveryPeriod(afterFailedProbes: entry.breaker.failedProbes)

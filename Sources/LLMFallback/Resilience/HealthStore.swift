@@ -308,8 +308,8 @@ final class SharedHealth: HealthStoreSubscriber, Sendable {
     let identities: [ProviderIdentity?]
     let providerIdentities: [ProviderIdentity]
     private let indices: [ProviderIdentity: [Int]]
-    /// How long each entry's probe lease lasts: its attempt timeout plus ``HealthRegistry/unusedLeaseLifetime``, so
-    /// a lease outlives the probe it allows (a grant not used within that time is dropped).
+    /// How long each entry's probe lease lasts: its attempt timeout and a second, so a lease outlives the probe it
+    /// allows; a grant not used within that time is dropped.
     let leaseDurations: [Duration]
     let maxProbes: Int
     let now: @Sendable () -> Duration
@@ -360,7 +360,7 @@ final class SharedHealth: HealthStoreSubscriber, Sendable {
 
     private func probeLease(forIndex index: Int, granted: Bool, retryIn: Duration?) {
         let registry = link.locked { $0.registry }
-        registry?.leaseAnswer([index], granted: granted, retryIn: retryIn, now: now())
+        registry?.leaseAnswer([index], granted: granted, retryIn: retryIn, now: now(), leaseDurations: leaseDurations)
     }
 
     func apply(_ update: HealthUpdate) {
@@ -374,6 +374,6 @@ final class SharedHealth: HealthStoreSubscriber, Sendable {
     func probeLease(for provider: ProviderIdentity, granted: Bool, retryIn: Duration?) {
         guard let targets = indices[provider] else { return }
         let registry = link.locked { $0.registry }
-        registry?.leaseAnswer(targets, granted: granted, retryIn: retryIn, now: now())
+        registry?.leaseAnswer(targets, granted: granted, retryIn: retryIn, now: now(), leaseDurations: leaseDurations)
     }
 }
