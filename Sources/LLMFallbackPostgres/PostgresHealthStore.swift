@@ -557,7 +557,13 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     /// was granted (`last_probe_at`, which every grant sets), with the same bound on leases held: the fleet probes
     /// a provider that is down everywhere at most `maxProbes` times per recovery period. A refusal reads the row,
     /// so the instance also learns what it may have missed (a close, a longer period), and when to ask again.
-    private func lease(_ provider: ProviderIdentity, maxProbes: Int, duration: Duration, forcedPeriod: Duration?, on connection: PostgresConnection) async throws {
+    private func lease(
+        _ provider: ProviderIdentity,
+        maxProbes: Int,
+        duration: Duration,
+        forcedPeriod: Duration?,
+        on connection: PostgresConnection
+    ) async throws {
         let key = provider.key
         let milliseconds = Self.milliseconds(duration)
         let granted: [PostgresRow]
