@@ -132,10 +132,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // A throwaway PostgreSQL cluster (initdb, pg_ctl) for the store's tests and the two-gateway test.
+        .target(name: "PostgresTestSupport", path: "Tests/PostgresTestSupport"),
         .testTarget(
             name: "LLMFallbackPostgresTests",
             dependencies: [
                 "TestRunPacing",
+                "PostgresTestSupport",
                 "LLMFallbackPostgres",
                 "LLMFallback",
                 "LLMFallbackTesting",
@@ -149,6 +152,7 @@ let package = Package(
             name: "LLMFallbackCLITests",
             dependencies: [
                 "TestRunPacing",
+                "PostgresTestSupport",
                 "llm-fallback",
                 "LLMFallbackPostgres",
                 "LLMFallback",

@@ -15,7 +15,9 @@ import Synchronization
 /// suspension) to one row per provider and a `NOTIFY` on a channel; every other instance `LISTEN`s and applies them
 /// within milliseconds, and reads the table when it starts or reconnects. A recovering provider is probed by at most
 /// ``CircuitBreaker/Configuration/halfOpenMaxProbes`` instances at once: each probe takes a lease, an atomic
-/// `INSERT … ON CONFLICT DO UPDATE … WHERE` with an expiry in the database's time.
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE` with an expiry in the database's time. Forced probes (sent while every
+/// candidate of a request is closed to traffic) take one too, granted at most once per recovery period for the
+/// whole fleet.
 ///
 /// Nothing on a request's path waits for the database: ``publish(_:)`` and ``requestProbeLease(for:maxProbes:duration:)``
 /// queue work for ``run()``, which owns the one connection. When PostgreSQL is down, slow or restarting, every
@@ -157,7 +159,8 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
 
     private enum Work: Sendable {
         case publish(HealthTransition, at: ContinuousClock.Instant)
-        case lease(ProviderIdentity, maxProbes: Int, duration: Duration)
+        /// A probe lease; `forcedPeriod` is given for a forced probe (see ``lease(_:maxProbes:duration:forcedPeriod:on:)``).
+        case lease(ProviderIdentity, maxProbes: Int, duration: Duration, forcedPeriod: Duration?)
     }
 
     private struct Subscriber {
@@ -263,12 +266,22 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     }
 
     public func requestProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration) {
+        requestLease(provider, maxProbes: maxProbes, duration: duration, forcedPeriod: nil)
+    }
+
+    /// Asks, off the caller's path, for a forced probe's lease: granted when fewer than `maxProbes` leases are held
+    /// and no instance was granted a probe of the provider within the last `period` (in the database's time).
+    public func requestForcedProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration, period: Duration) {
+        requestLease(provider, maxProbes: maxProbes, duration: duration, forcedPeriod: period)
+    }
+
+    private func requestLease(_ provider: ProviderIdentity, maxProbes: Int, duration: Duration, forcedPeriod: Duration?) {
         let connected = state.withLock { state -> Bool in
             guard state.statistics.isConnected else {
                 state.statistics.leasesGrantedLocally += 1
                 return false
             }
-            state.queue.append(.lease(provider, maxProbes: maxProbes, duration: duration))
+            state.queue.append(.lease(provider, maxProbes: maxProbes, duration: duration, forcedPeriod: forcedPeriod))
             return true
         }
         if connected {
@@ -342,7 +355,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
             var kept: [Work] = []
             var stranded: [ProviderIdentity] = []
             while let work = state.popFirst() {
-                if case .lease(let provider, _, _) = work {
+                if case .lease(let provider, _, _, _) = work {
                     stranded.append(provider)
                     state.statistics.leasesGrantedLocally += 1
                 } else {
@@ -451,10 +464,16 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
                 retry_until timestamptz,
                 probe_leases integer NOT NULL DEFAULT 0,
                 lease_until timestamptz,
+                last_probe_at timestamptz,
                 updated_by text NOT NULL,
                 updated_at timestamptz NOT NULL DEFAULT now()
             )
             """,
+            logger: logger
+        )
+        // A table made by a version without forced probes' leases gets their column.
+        try await connection.query(
+            "ALTER TABLE \(unescaped: table) ADD COLUMN IF NOT EXISTS last_probe_at timestamptz",
             logger: logger
         )
     }
@@ -465,8 +484,8 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
             try await write(transition, age: ContinuousClock.now - at, on: connection)
             state.withLock { $0.statistics.published += 1 }
             publishedCounter.increment()
-        case .lease(let provider, let maxProbes, let duration):
-            try await lease(provider, maxProbes: maxProbes, duration: duration, on: connection)
+        case .lease(let provider, let maxProbes, let duration, let forcedPeriod):
+            try await lease(provider, maxProbes: maxProbes, duration: duration, forcedPeriod: forcedPeriod, on: connection)
         }
     }
 
@@ -503,7 +522,8 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
                     INSERT INTO \(unescaped: table) AS t (provider_key, label, state, updated_by)
                     VALUES (\(key), \(label), 'closed', \(origin))
                     ON CONFLICT (provider_key) DO UPDATE SET state = 'closed', open_until = NULL, failed_probes = 0,
-                        probe_leases = 0, lease_until = NULL, updated_by = EXCLUDED.updated_by, updated_at = now()
+                        probe_leases = 0, lease_until = NULL, last_probe_at = NULL,
+                        updated_by = EXCLUDED.updated_by, updated_at = now()
                     RETURNING 1
                 )
                 SELECT pg_notify(\(channel), \(payload)) FROM changed
@@ -531,25 +551,54 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
         }
     }
 
-    /// Takes a probe lease atomically: granted when the provider's open period has passed in the database's time
-    /// and fewer than `maxProbes` unexpired leases are held. A refusal reads the row, so the instance also learns
-    /// what it may have missed (a close, a longer period).
-    private func lease(_ provider: ProviderIdentity, maxProbes: Int, duration: Duration, on connection: PostgresConnection) async throws {
+    /// Takes a probe lease atomically. An ordinary lease is granted when the provider's open period has passed in
+    /// the database's time and fewer than `maxProbes` unexpired leases are held. A forced probe's lease (with
+    /// `forcedPeriod`) does not wait for the open period, but for `forcedPeriod` since the last probe any instance
+    /// was granted (`last_probe_at`, which every grant sets), with the same bound on leases held: the fleet probes
+    /// a provider that is down everywhere at most `maxProbes` times per recovery period. A refusal reads the row,
+    /// so the instance also learns what it may have missed (a close, a longer period), and when to ask again.
+    private func lease(
+        _ provider: ProviderIdentity,
+        maxProbes: Int,
+        duration: Duration,
+        forcedPeriod: Duration?,
+        on connection: PostgresConnection
+    ) async throws {
         let key = provider.key
         let milliseconds = Self.milliseconds(duration)
-        let granted = try await connection.query(
-            """
-            INSERT INTO \(unescaped: table) AS t (provider_key, label, state, probe_leases, lease_until, updated_by)
-            VALUES (\(key), \(provider.description), 'open', 1, now() + \(milliseconds) * interval '1 millisecond', \(configuration.instanceName))
-            ON CONFLICT (provider_key) DO UPDATE SET
-                probe_leases = CASE WHEN t.lease_until IS NULL OR t.lease_until <= now() THEN 1 ELSE t.probe_leases + 1 END,
-                lease_until = now() + \(milliseconds) * interval '1 millisecond'
-            WHERE t.state = 'open' AND (t.open_until IS NULL OR t.open_until <= now())
-                AND (t.lease_until IS NULL OR t.lease_until <= now() OR t.probe_leases < \(max(1, maxProbes)))
-            RETURNING 1
-            """,
-            logger: logger
-        ).collect()
+        let granted: [PostgresRow]
+        if let forcedPeriod {
+            let period = Self.milliseconds(forcedPeriod)
+            granted = try await connection.query(
+                """
+                INSERT INTO \(unescaped: table) AS t (provider_key, label, probe_leases, lease_until, last_probe_at, updated_by)
+                VALUES (\(key), \(provider.description), 1, now() + \(milliseconds) * interval '1 millisecond', now(), \(configuration.instanceName))
+                ON CONFLICT (provider_key) DO UPDATE SET
+                    probe_leases = CASE WHEN t.lease_until IS NULL OR t.lease_until <= now() THEN 1 ELSE t.probe_leases + 1 END,
+                    lease_until = now() + \(milliseconds) * interval '1 millisecond',
+                    last_probe_at = now()
+                WHERE (t.last_probe_at IS NULL OR t.last_probe_at <= now() - \(period) * interval '1 millisecond')
+                    AND (t.lease_until IS NULL OR t.lease_until <= now() OR t.probe_leases < \(max(1, maxProbes)))
+                RETURNING 1
+                """,
+                logger: logger
+            ).collect()
+        } else {
+            granted = try await connection.query(
+                """
+                INSERT INTO \(unescaped: table) AS t (provider_key, label, state, probe_leases, lease_until, last_probe_at, updated_by)
+                VALUES (\(key), \(provider.description), 'open', 1, now() + \(milliseconds) * interval '1 millisecond', now(), \(configuration.instanceName))
+                ON CONFLICT (provider_key) DO UPDATE SET
+                    probe_leases = CASE WHEN t.lease_until IS NULL OR t.lease_until <= now() THEN 1 ELSE t.probe_leases + 1 END,
+                    lease_until = now() + \(milliseconds) * interval '1 millisecond',
+                    last_probe_at = now()
+                WHERE t.state = 'open' AND (t.open_until IS NULL OR t.open_until <= now())
+                    AND (t.lease_until IS NULL OR t.lease_until <= now() OR t.probe_leases < \(max(1, maxProbes)))
+                RETURNING 1
+                """,
+                logger: logger
+            ).collect()
+        }
         if !granted.isEmpty {
             state.withLock { $0.statistics.leasesGranted += 1 }
             answerLease(provider, granted: true, retryIn: nil)
@@ -560,7 +609,13 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
         var retryIn: Duration?
         for row in rows {
             if row.update.isClosed || (row.update.openFor ?? .zero) > .zero { deliver(row.update.with(provider)) }
-            retryIn = row.leaseRemaining ?? row.update.openFor
+            if let forcedPeriod {
+                // When the last probe's period ends, or the leases held do, whichever is later.
+                let sinceProbe = row.sinceLastProbe.map { forcedPeriod - $0 } ?? .zero
+                retryIn = max(sinceProbe, row.leaseRemaining ?? .zero)
+            } else {
+                retryIn = row.leaseRemaining ?? row.update.openFor
+            }
         }
         answerLease(provider, granted: false, retryIn: retryIn)
     }
@@ -569,6 +624,8 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
         var key: String
         var update: HealthUpdate
         var leaseRemaining: Duration?
+        /// How long ago an instance was last granted a probe of the provider.
+        var sinceLastProbe: Duration?
     }
 
     private func readRows(_ connection: PostgresConnection, keys: [String]) async throws -> [Row] {
@@ -577,14 +634,15 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
             SELECT provider_key, state, updated_by, failed_probes,
                 (extract(epoch from (open_until - now())) * 1000)::bigint,
                 (extract(epoch from (retry_until - now())) * 1000)::bigint,
-                CASE WHEN probe_leases > 0 THEN (extract(epoch from (lease_until - now())) * 1000)::bigint END
+                CASE WHEN probe_leases > 0 THEN (extract(epoch from (lease_until - now())) * 1000)::bigint END,
+                (extract(epoch from (now() - last_probe_at)) * 1000)::bigint
             FROM \(unescaped: table) WHERE provider_key = ANY(\(keys))
             """,
             logger: logger
         )
         var result: [Row] = []
         let placeholder = ProviderIdentity(kind: "", baseURL: "", model: "", keyDigest: "")
-        for try await (key, state, origin, failedProbes, openMs, retryMs, leaseMs) in rows.decode((String, String, String, Int, Int64?, Int64?, Int64?).self) {
+        for try await (key, state, origin, failedProbes, openMs, retryMs, leaseMs, probeMs) in rows.decode((String, String, String, Int, Int64?, Int64?, Int64?, Int64?).self) {
             let open = state == "open"
             result.append(Row(
                 key: key,
@@ -596,7 +654,8 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
                     retryAfter: retryMs.flatMap { $0 > 0 ? .milliseconds($0) : nil },
                     origin: origin
                 ),
-                leaseRemaining: leaseMs.flatMap { $0 > 0 ? .milliseconds($0) : nil }
+                leaseRemaining: leaseMs.flatMap { $0 > 0 ? .milliseconds($0) : nil },
+                sinceLastProbe: probeMs.map { .milliseconds(max(0, $0)) }
             ))
         }
         return result

@@ -3,6 +3,7 @@ import Foundation
 @testable import LLMFallbackPostgres
 import LLMFallbackTesting
 import Logging
+import PostgresTestSupport
 import Synchronization
 import Testing
 
@@ -11,15 +12,29 @@ struct Instance {
     let store: PostgresHealthStore
     let chain: FallbackChain
 
-    init(name: String, url: String, server: MockLLMServer, recovery: Duration = .seconds(1)) throws {
+    /// - Parameters:
+    ///   - recovery: The first open period: a second, longer on a run that says it is slow (``TestTime``), so that
+    ///     what must happen within one period does on a sanitized or loaded machine.
+    ///   - models: The chain's providers on `server`, by model.
+    ///   - maxRecovery: The longest open period (the default lets each failed probe double it).
+    ///   - shared: Whether the chain uses the store (a test that must fail without it turns it off).
+    init(
+        name: String,
+        url: String,
+        server: MockLLMServer,
+        recovery: Duration = TestTime.scaled(.seconds(1)),
+        maxRecovery: Duration = .seconds(300),
+        models: [String] = ["primary", "backup"],
+        shared: Bool = true
+    ) throws {
         store = try PostgresHealthStore(configuration: .init(url: url, instanceName: name))
         var configuration = FallbackChain.Configuration(
-            circuitBreaker: .init(failureThreshold: 2, recoveryTimeout: recovery),
+            circuitBreaker: .init(failureThreshold: 2, recoveryTimeout: recovery, maxRecoveryTimeout: maxRecovery),
             retry: .immediate,
             randomSeed: 1
         )
-        configuration.healthStore = store
-        chain = FallbackChain([server.provider("primary"), server.provider("backup")], configuration: configuration)
+        if shared { configuration.healthStore = store }
+        chain = FallbackChain(models.map(server.provider), configuration: configuration)
     }
 
     func primary() -> ProviderHealth { chain.healthReport()[0] }
@@ -27,7 +42,8 @@ struct Instance {
 
 extension MockLLMServer {
     func provider(_ model: String) -> Provider {
-        var provider = Provider("openai", model: model, apiKey: "sk-shared-test-key", baseURL: openAIBaseURL, timeout: .seconds(5), maxRetries: 0)
+        // The mock answers at once; the timeout only has to outlast a slow (sanitized, loaded) machine.
+        var provider = Provider("openai", model: model, apiKey: "sk-shared-test-key", baseURL: openAIBaseURL, timeout: .seconds(30), maxRetries: 0)
         provider.name = model
         return provider
     }
@@ -56,7 +72,7 @@ func withPostgresAndServer(_ body: @Sendable (TestPostgres, MockLLMServer) async
     try await server.shutdown()
 }
 
-@Suite("Shared health through PostgreSQL", .serialized, .enabled(if: TestPostgres.isAvailable, TestPostgres.skipReason))
+@Suite("Shared health through PostgreSQL", .serialized, .enabled(if: TestPostgres.isAvailable, Comment(rawValue: TestPostgres.skipReason)))
 struct PostgresHealthStoreTests {
     @Test("B routes straight to the backup once A's breaker opened; exactly one instance probes after the recovery timeout")
     func breakerSharedAndOneProbe() async throws {
@@ -79,7 +95,9 @@ struct PostgresHealthStoreTests {
                 // (The lease is asked of the database off the request path: on a loaded machine its grant can take a
                 // while, so the requests go on until the probe was sent, within a deadline, and then no more than
                 // one probe may have gone.)
-                try await Task.sleep(for: .milliseconds(1_100))
+                try await eventually(.seconds(5), "the recovery timeout passes") {
+                    a.primary().reopensIn == .zero && b.primary().reopensIn == .zero
+                }
                 try await eventually(.seconds(5), "one instance probes the primary") {
                     async let fromA = a.chain.chat("hi")
                     async let fromB = b.chain.chat("hi")
@@ -117,6 +135,40 @@ struct PostgresHealthStoreTests {
                 #expect(b.primary().source == .peer("a"))
                 for _ in 0..<3 { #expect(try await b.chain.chat("hi").providerName == "backup") }
                 #expect(server.requests(for: "primary").count == 1)
+            }
+        }
+    }
+
+    @Test("A full outage: forced probes take the fleet's lease, so both instances together probe once per recovery period")
+    func forcedProbesShared() async throws {
+        try await withPostgresAndServer { postgres, server in
+            server.script("primary", .status(500))
+            // A single-provider chain: once its breaker is open every request has every candidate closed, and the
+            // engine would force-probe it. Periods stay at one second (no doubling), so they can be counted.
+            let period = TestTime.scaled(.seconds(1))
+            let a = try Instance(name: "a", url: postgres.url, server: server, recovery: period, maxRecovery: period, models: ["primary"])
+            let b = try Instance(name: "b", url: postgres.url, server: server, recovery: period, maxRecovery: period, models: ["primary"])
+            try await running([a, b]) {
+                for _ in 0..<2 { await #expect(throws: AllProvidersFailed.self) { _ = try await a.chain.chat("hi") } }
+                try await eventually(.seconds(5), "B learns A's open breaker") { b.primary().state == .open }
+                let opening = server.requests(for: "primary").count
+                #expect(opening == 2)
+
+                // Both instances send requests for five periods; every request fails (the probes upstream, the
+                // others at once with every circuit open), and the moment each probe reaches the provider is noted.
+                let window = period * 5
+                let result = try await FleetLoad.run(on: [a.chain, b.chain], for: window, server: server, model: "primary")
+                let probes = result.arrivals.count
+                print("forced probes of a provider down for both instances over \(window): \(probes), gaps \(result.gaps)")
+                #expect(result.otherFailures.isEmpty, "\(result.otherFailures)")
+                #expect(result.failedFast > 100)
+                // The fleet keeps probing (a provider that comes back is found), but once per period at most: the
+                // grants are a period apart in the database's time, so no two probes arrive within half a period
+                // (each instance on its own would probe at once, and each period).
+                #expect(probes >= 2)
+                #expect(probes <= 6, "at most one probe per period in \(window)")
+                #expect(result.gaps.allSatisfy { $0 >= period / 2 }, "probes closer than half a period: \(result.gaps)")
+                #expect(a.store.statistics.leasesGranted + b.store.statistics.leasesGranted >= probes)
             }
         }
     }
@@ -198,43 +250,6 @@ struct PostgresHealthStoreTests {
         }
     }
 
-    @Test("Throughput with the shared store on versus off, in the same run (printed; the request path never waits for it)")
-    func throughput() async throws {
-        try await withPostgresAndServer { postgres, server in
-            let on = try Instance(name: "bench", url: postgres.url, server: server)
-            let off = FallbackChain(
-                [server.provider("primary"), server.provider("backup")],
-                configuration: .init(circuitBreaker: .init(failureThreshold: 2, recoveryTimeout: .seconds(1)), retry: .immediate, randomSeed: 1)
-            )
-            try await running([on]) {
-                @Sendable func rate(_ chain: FallbackChain) async throws -> Double {
-                    let start = ContinuousClock.now
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        for _ in 0..<8 { group.addTask { for _ in 0..<50 { _ = try await chain.chat("hi") } } }
-                        try await group.waitForAll()
-                    }
-                    let elapsed = ContinuousClock.now - start
-                    return 400 / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-                }
-                _ = try await rate(off)
-                _ = try await rate(on.chain)
-                var rates: (on: [Double], off: [Double]) = ([], [])
-                // The mock records every request, so each measurement starts from a reset server, and the order
-                // alternates between rounds.
-                for round in 0..<6 {
-                    for storeOn in round % 2 == 0 ? [false, true] : [true, false] {
-                        server.reset()
-                        if storeOn { rates.on.append(try await rate(on.chain)) } else { rates.off.append(try await rate(off)) }
-                    }
-                }
-                let median = { (values: [Double]) in values.sorted()[values.count / 2] }
-                print(String(format: "throughput, 8 concurrent clients against MockLLMServer: store off %.0f req/s, store on %.0f req/s, ratio %.3f",
-                             median(rates.off), median(rates.on), median(rates.on) / median(rates.off)))
-                #expect(on.store.statistics.published == 0)  // a healthy fleet writes nothing
-            }
-        }
-    }
-
     @Test("Without a database, transitions wait in a bounded queue (oldest dropped) and leases are granted locally")
     func boundedQueueWhileDown() async throws {
         var configuration = try PostgresHealthStore.Configuration(url: "postgres://nobody:pw@127.0.0.1:1/none?sslmode=disable")
@@ -305,4 +320,70 @@ final class RecordingSubscriber: HealthStoreSubscriber {
     func probeLease(for provider: ProviderIdentity, granted: Bool, retryIn: Duration?) { state.withLock { $0.leases.append(granted) } }
     var count: Int { state.withLock { $0.updates.count } }
     var leases: [Bool] { state.withLock { $0.leases } }
+}
+
+/// Requests sent back to back (a few milliseconds apart) from several chains for a while, and when each request
+/// reached the mock's `model`.
+enum FleetLoad {
+    struct Result {
+        /// When each upstream request arrived, from the start.
+        var arrivals: [Duration]
+        /// Requests that failed at once with every circuit open.
+        var failedFast: Int
+        /// Failures of any other kind than the probes' own and the fast ones.
+        var otherFailures: [String]
+        /// The time between consecutive arrivals.
+        var gaps: [Duration] { zip(arrivals.dropFirst(), arrivals).map { $0 - $1 } }
+    }
+
+    private final class Tally: Sendable {
+        let state = Mutex<(fast: Int, other: [String])>((0, []))
+    }
+
+    static func run(on chains: [FallbackChain], for window: Duration, server: MockLLMServer, model: String) async throws -> Result {
+        let start = ContinuousClock.now
+        let end = start + window
+        let base = server.requests(for: model).count
+        let tally = Tally()
+        let arrivals = try await withThrowingTaskGroup(of: [Duration].self) { group in
+            // The watcher: notes when the count of upstream requests grows (5 ms resolution).
+            group.addTask {
+                var seen = base
+                var times: [Duration] = []
+                while ContinuousClock.now < end + .milliseconds(200) {
+                    let count = server.requests(for: model).count
+                    if count > seen {
+                        times += Array(repeating: ContinuousClock.now - start, count: count - seen)
+                        seen = count
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                return times
+            }
+            for chain in chains {
+                group.addTask {
+                    while ContinuousClock.now < end {
+                        do {
+                            _ = try await chain.chat("hi")
+                            tally.state.withLock { $0.other.append("answered") }
+                        } catch let failed as AllProvidersFailed {
+                            if failed.allCircuitsOpen {
+                                tally.state.withLock { $0.fast += 1 }
+                            } else if !failed.failures.allSatisfy({ $0.kind == .serverError }) {
+                                tally.state.withLock { $0.other.append("\(failed)") }
+                            }
+                        }
+                        // Pacing of the load, not a wait for a state.
+                        try await Task.sleep(for: .milliseconds(5))
+                    }
+                    return []
+                }
+            }
+            var arrivals: [Duration] = []
+            for try await times in group { arrivals += times }
+            return arrivals
+        }
+        let (fast, other) = tally.state.withLock { ($0.fast, $0.other) }
+        return Result(arrivals: arrivals.sorted(), failedFast: fast, otherFailures: other)
+    }
 }

@@ -92,6 +92,71 @@ import Testing
         }
     }
 
+    // MARK: With a shared store, forced probes take the fleet's lease (issue 16)
+
+    @Test func withAStoreAForcedProbeWaitsForTheFleetsLeaseAndNoRequestWaitsForTheStore() async throws {
+        try await withServer { server in
+            server.script("down", .status(500))
+            let clock = ManualClock()
+            let store = LeaseScriptStore()
+            var configuration = config(threshold: 1, recovery: .seconds(5))
+            configuration.healthStore = store
+            let chain = FallbackChain([server.openAI("down")], configuration: configuration, clock: clock)
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("opens the breaker") }
+            #expect(server.requests(for: "down").count == 1)
+
+            // Every candidate is closed: without a store the engine would probe now. With one, the first request
+            // asks for a forced lease (with the period) and fails at once, and so do the rest until an answer.
+            for _ in 0..<5 {
+                do {
+                    _ = try await chain.chat("hi")
+                    Issue.record("answered")
+                } catch let failed as AllProvidersFailed {
+                    #expect(failed.allCircuitsOpen, "\(failed)")
+                }
+            }
+            #expect(server.requests(for: "down").count == 1)
+            #expect(store.forcedRequests == [.seconds(5)], "one request for a forced lease, none per request")
+
+            // Refused (another instance probes): still nothing, and not asked again before the retry time.
+            store.answer(granted: false, retryIn: .seconds(2))
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("hi") }
+            #expect(store.forcedRequests.count == 1)
+            clock.advance(by: .seconds(2))
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("hi") }
+            #expect(store.forcedRequests.count == 2)
+            #expect(server.requests(for: "down").count == 1)
+
+            // Granted: the next request is the one probe.
+            store.answer(granted: true, retryIn: nil)
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("the probe") }
+            #expect(server.requests(for: "down").count == 2)
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("hi") }
+            #expect(server.requests(for: "down").count == 2, "a lease is one probe")
+            #expect(chain.health.forcedProbesInFlight == 0)
+        }
+    }
+
+    @Test func aGrantedLeaseNotUsedInTimeIsDropped() async throws {
+        try await withServer { server in
+            server.script("down", .status(500))
+            let clock = ManualClock()
+            let store = LeaseScriptStore()
+            var configuration = config(threshold: 1, recovery: .seconds(5))
+            configuration.healthStore = store
+            // A lease lasts the attempt timeout and a second: 3 s here, within the 5 s open period.
+            let chain = FallbackChain([server.openAI("down", timeout: .seconds(2))], configuration: configuration, clock: clock)
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("opens the breaker") }
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("asks for a lease") }
+            store.answer(granted: true, retryIn: nil)
+            // The store's lease has ended by now, and another instance may hold it.
+            clock.advance(by: .seconds(3))
+            await #expect(throws: AllProvidersFailed.self) { _ = try await chain.chat("too late for that lease") }
+            #expect(server.requests(for: "down").count == 1)
+            #expect(store.forcedRequests.count == 2, "asked again")
+        }
+    }
+
     // MARK: Retries ask admission, within a budget
 
     @Test func aRetryBudgetKeepsAnOutageFromMultiplyingTraffic() async throws {
@@ -390,5 +455,39 @@ import Testing
             #expect(answer.content == "Paris.")
             #expect(answer.usage == Usage(promptTokens: 7, completionTokens: 2))
         }
+    }
+}
+
+/// A health store whose lease answers the test gives: records the forced lease requests (their periods).
+final class LeaseScriptStore: HealthStore, Sendable {
+    private struct State {
+        var subscriber: (any HealthStoreSubscriber)?
+        var forced: [Duration] = []
+        var ordinary = 0
+        var last: ProviderIdentity?
+    }
+    private let state = Mutex(State())
+
+    func subscribe(_ subscriber: any HealthStoreSubscriber) { state.withLock { $0.subscriber = subscriber } }
+    func publish(_ transition: HealthTransition) {}
+    func requestProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration) {
+        state.withLock {
+            $0.ordinary += 1
+            $0.last = provider
+        }
+    }
+    func requestForcedProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration, period: Duration) {
+        state.withLock {
+            $0.forced.append(period)
+            $0.last = provider
+        }
+    }
+
+    var forcedRequests: [Duration] { state.withLock { $0.forced } }
+
+    /// Answers the last request.
+    func answer(granted: Bool, retryIn: Duration?) {
+        let (subscriber, provider) = state.withLock { ($0.subscriber, $0.last) }
+        if let subscriber, let provider { subscriber.probeLease(for: provider, granted: granted, retryIn: retryIn) }
     }
 }

@@ -90,16 +90,40 @@ final class HealthRegistry: Sendable {
         var source: HealthSource = .local
         /// With a shared store: probe leases granted and not yet used.
         var leases = 0
-        /// With a shared store: a lease was asked for and its answer has not come.
-        var leaseRequested = false
-        /// With a shared store: a lease was refused; ask again from this time.
+        /// With a shared store: when the leases granted and not used are dropped (the store's lease ends then).
+        var leasesExpireAt: Duration?
+        /// With a shared store: the lease asked for whose answer has not come (one at a time).
+        var leaseRequested: LeaseKind?
+        /// With a shared store: an ordinary lease was refused; ask again from this time.
         var leaseRetryAt: Duration?
+        /// With a shared store: a forced probe's lease was refused; ask again from this time.
+        var forcedLeaseRetryAt: Duration?
+
         /// Resets the lease bookkeeping when the breaker moves.
         mutating func endLeases() {
             leases = 0
-            leaseRequested = false
+            leasesExpireAt = nil
+            leaseRequested = nil
             leaseRetryAt = nil
+            forcedLeaseRetryAt = nil
         }
+
+        /// Drops granted leases that were not used in time: the store's lease may have ended, and another
+        /// instance may hold it now.
+        mutating func dropExpiredLeases(now: Duration) {
+            if let end = leasesExpireAt, now >= end {
+                leases = 0
+                leasesExpireAt = nil
+            }
+        }
+    }
+
+    /// Which kind of probe a lease is asked for.
+    enum LeaseKind: Equatable {
+        /// An ordinary half-open probe: the open period has passed.
+        case recovery
+        /// A forced probe: every candidate of a request was closed to traffic.
+        case forced
     }
 
     /// One provider's record and its lock.
@@ -158,9 +182,10 @@ final class HealthRegistry: Sendable {
         // comes the provider stays skipped, as while it was open.
         var askForLease = false
         let admission = cells[index].state.locked { entry -> Admission in
+            entry.dropExpiredLeases(now: now)
             if entry.notBefore <= now, entry.breaker.awaitsProbe(now: now), entry.leases == 0 {
-                if !entry.leaseRequested, entry.leaseRetryAt.map({ now >= $0 }) ?? true {
-                    entry.leaseRequested = true
+                if entry.leaseRequested == nil, entry.leaseRetryAt.map({ now >= $0 }) ?? true {
+                    entry.leaseRequested = .recovery
                     askForLease = true
                 }
                 return .rejected(until: max(now, entry.leaseRetryAt ?? now), reason: .circuitOpen)
@@ -205,27 +230,55 @@ final class HealthRegistry: Sendable {
 
     /// Lets one request through to a provider that is closed to traffic (every candidate was), unless
     /// ``maxForcedProbes`` such probes are already in flight for the chain. Balance with ``releaseForcedProbe()``.
+    ///
+    /// With a shared store the probe also needs a lease from the store, for the whole fleet: asked for here without
+    /// waiting, and until it is granted the answer is `false` (the request fails at once, as when the chain's own
+    /// bound is reached).
     func forceProbe(_ index: Int, now: Duration) -> Bool {
         // At most one forced probe per provider per open period (its breaker's current recovery period): a
         // provider that fails fast must not be probed back to back by a stream of requests.
-        let due = cells[index].state.locked { entry -> Bool in
-            let period = entry.breaker.configuration.recoveryPeriod(afterFailedProbes: entry.breaker.failedProbes)
-            if let last = entry.lastForcedProbe, now - last < period { return false }
-            return true
+        enum Due { case no, yes, askForLease(period: Duration) }
+        func due(mayAsk: Bool) -> Due {
+            cells[index].state.locked { entry -> Due in
+                let period = entry.breaker.configuration.recoveryPeriod(afterFailedProbes: entry.breaker.failedProbes)
+                if let last = entry.lastForcedProbe, now - last < period { return .no }
+                guard shared != nil else { return .yes }
+                entry.dropExpiredLeases(now: now)
+                if entry.leases > 0 { return .yes }
+                guard mayAsk, entry.leaseRequested == nil, entry.forcedLeaseRetryAt.map({ now >= $0 }) ?? true else { return .no }
+                entry.leaseRequested = .forced
+                return .askForLease(period: period)
+            }
         }
-        guard due else { return false }
+        switch due(mayAsk: true) {
+        case .no:
+            return false
+        case .yes:
+            break
+        case .askForLease(let period):
+            shared?.requestLease(index, forcedPeriod: period)
+            // A store that cannot reach its backend answers at once (granted): this request may use it.
+            guard case .yes = due(mayAsk: false) else { return false }
+        }
         let taken = forcedProbes.locked { count -> Bool in
             guard count < maxForcedProbes else { return false }
             count += 1
             return true
         }
         guard taken else { return false }
-        cells[index].state.locked { entry in
+        let started = cells[index].state.locked { entry -> Bool in
+            if shared != nil {
+                // Another request may have used the lease since it was counted.
+                guard entry.leases > 0 else { return false }
+                entry.leases -= 1
+            }
             entry.lastForcedProbe = now
             entry.breaker.forceProbe(now: now)
             entry.budget.noteRequest(now: now)
+            return true
         }
-        return true
+        if !started { releaseForcedProbe() }
+        return started
     }
 
     /// Ends a probe started by ``forceProbe(_:now:)``.
@@ -365,17 +418,32 @@ final class HealthRegistry: Sendable {
         return changes
     }
 
-    /// The store's answer to a lease request.
-    func leaseAnswer(_ indices: [Int], granted: Bool, retryIn: Duration?, now: Duration) {
+    /// The store's answer to a lease request; a grant is kept for `leaseDurations[index]` at most (the store's
+    /// lease has ended by then, and another instance may hold it).
+    func leaseAnswer(_ indices: [Int], granted: Bool, retryIn: Duration?, now: Duration, leaseDurations: [Duration]) {
         for index in indices {
             cells[index].state.locked { entry in
-                guard entry.leaseRequested else { return }
-                entry.leaseRequested = false
+                guard let kind = entry.leaseRequested else { return }
+                entry.leaseRequested = nil
                 if granted {
-                    if entry.breaker.awaitsProbe(now: now) { entry.leases += 1 }
+                    // Kept only while it is still of use: an ordinary probe once the open period has passed, a
+                    // forced one while the provider is closed to traffic.
+                    let useful: Bool
+                    switch kind {
+                    case .recovery: useful = entry.breaker.awaitsProbe(now: now)
+                    case .forced: useful = entry.breaker.state != .closed || entry.notBefore > now
+                    }
+                    if useful {
+                        entry.leases += 1
+                        entry.leasesExpireAt = now + leaseDurations[index]
+                    }
                 } else {
                     let period = entry.breaker.configuration.recoveryPeriod(afterFailedProbes: entry.breaker.failedProbes)
-                    entry.leaseRetryAt = now + min(max(retryIn ?? period, .milliseconds(10)), period)
+                    let retryAt = now + min(max(retryIn ?? period, .milliseconds(10)), period)
+                    switch kind {
+                    case .recovery: entry.leaseRetryAt = retryAt
+                    case .forced: entry.forcedLeaseRetryAt = retryAt
+                    }
                 }
             }
         }

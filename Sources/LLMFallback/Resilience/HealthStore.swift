@@ -21,6 +21,10 @@ import Synchronization
 ///   does not wait for the answer. Until a lease is granted through ``HealthStoreSubscriber/probeLease(for:granted:retryIn:)``,
 ///   the provider stays skipped. At most `maxProbes` leases may be held across the fleet at once. A store that
 ///   cannot reach its backend grants the lease itself, so the instance probes as it would on its own.
+/// - When every candidate of a request is closed to traffic, the chain would probe the one that reopens soonest (a
+///   forced probe); with a store it calls ``requestForcedProbeLease(for:maxProbes:duration:period:)`` instead, and
+///   the request fails at once (every circuit open) unless a lease granted earlier is at hand. So a full outage
+///   costs the fleet, not each instance, `maxProbes` probes per recovery period.
 /// - The store delivers other instances' transitions, and the current state when it connects or reconnects,
 ///   through ``HealthStoreSubscriber/apply(_:)``. Windows are remaining durations measured on the store's own clock,
 ///   which the chain adds to its clock: clock skew between instances does not matter.
@@ -44,6 +48,33 @@ public protocol HealthStore: Sendable {
     ///     ``CircuitBreaker/Configuration/halfOpenMaxProbes``).
     ///   - duration: How long a lease lasts unless a probe's result is published first.
     func requestProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration)
+
+    /// Asks, without waiting, for the right to send one forced probe to `provider`: a probe sent while every
+    /// candidate of a request is closed to traffic, before its open period (or `Retry-After` window) has passed.
+    /// The answer comes through the subscriber's ``HealthStoreSubscriber/probeLease(for:granted:retryIn:)``.
+    ///
+    /// The store grants it when fewer than `maxProbes` leases are held for the provider and no instance was granted
+    /// a probe of it (forced or not) within the last `period`, so the fleet sends at most `maxProbes` probes per
+    /// recovery period however many instances see the outage. A store that cannot reach its backend grants it
+    /// itself, as for ``requestProbeLease(for:maxProbes:duration:)``.
+    ///
+    /// The default implementation asks for an ordinary lease (``requestProbeLease(for:maxProbes:duration:)``): a
+    /// store without forced leases lets a forced probe go only when an ordinary one could.
+    ///
+    /// - Parameters:
+    ///   - provider: The provider that reopens soonest among a request's candidates.
+    ///   - maxProbes: The most leases held at once across all instances.
+    ///   - duration: How long a lease lasts unless a probe's result is published first.
+    ///   - period: The provider's current recovery period: the least time between two probes of it in the fleet.
+    func requestForcedProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration, period: Duration)
+}
+
+extension HealthStore {
+    /// Asks for an ordinary lease: a store without forced leases lets a forced probe go only when an ordinary probe
+    /// could (its provider's open period has passed).
+    public func requestForcedProbeLease(for provider: ProviderIdentity, maxProbes: Int, duration: Duration, period: Duration) {
+        requestProbeLease(for: provider, maxProbes: maxProbes, duration: duration)
+    }
 }
 
 /// The chain's side of a ``HealthStore``: what it shares and where the store's news goes.
@@ -277,7 +308,8 @@ final class SharedHealth: HealthStoreSubscriber, Sendable {
     let identities: [ProviderIdentity?]
     let providerIdentities: [ProviderIdentity]
     private let indices: [ProviderIdentity: [Int]]
-    /// How long each entry's probe lease lasts: its attempt timeout, so a lease outlives the probe it allows.
+    /// How long each entry's probe lease lasts: its attempt timeout and a second, so a lease outlives the probe it
+    /// allows; a grant not used within that time is dropped.
     let leaseDurations: [Duration]
     let maxProbes: Int
     let now: @Sendable () -> Duration
@@ -311,18 +343,24 @@ final class SharedHealth: HealthStoreSubscriber, Sendable {
         store.publish(HealthTransition(provider: identity, change: change))
     }
 
-    func requestLease(_ index: Int) {
+    /// Asks the store for a probe lease for entry `index`: an ordinary one, or a forced one when `forcedPeriod` (the
+    /// entry's recovery period) is given.
+    func requestLease(_ index: Int, forcedPeriod: Duration? = nil) {
         guard let identity = identities[index] else {
             // Never shared: its probes are its own.
             probeLease(forIndex: index, granted: true, retryIn: nil)
             return
         }
-        store.requestProbeLease(for: identity, maxProbes: maxProbes, duration: leaseDurations[index])
+        if let forcedPeriod {
+            store.requestForcedProbeLease(for: identity, maxProbes: maxProbes, duration: leaseDurations[index], period: forcedPeriod)
+        } else {
+            store.requestProbeLease(for: identity, maxProbes: maxProbes, duration: leaseDurations[index])
+        }
     }
 
     private func probeLease(forIndex index: Int, granted: Bool, retryIn: Duration?) {
         let registry = link.locked { $0.registry }
-        registry?.leaseAnswer([index], granted: granted, retryIn: retryIn, now: now())
+        registry?.leaseAnswer([index], granted: granted, retryIn: retryIn, now: now(), leaseDurations: leaseDurations)
     }
 
     func apply(_ update: HealthUpdate) {
@@ -336,6 +374,6 @@ final class SharedHealth: HealthStoreSubscriber, Sendable {
     func probeLease(for provider: ProviderIdentity, granted: Bool, retryIn: Duration?) {
         guard let targets = indices[provider] else { return }
         let registry = link.locked { $0.registry }
-        registry?.leaseAnswer(targets, granted: granted, retryIn: retryIn, now: now())
+        registry?.leaseAnswer(targets, granted: granted, retryIn: retryIn, now: now(), leaseDurations: leaseDurations)
     }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import LLMFallbackPostgres
-import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -9,9 +7,11 @@ import Glibc
 /// A throwaway PostgreSQL cluster for one test: `initdb` in a temporary directory, `pg_ctl` on a free loopback port,
 /// run as the `postgres` user (PostgreSQL refuses to run as root, and the tests run as root in CI). Every wait has a
 /// deadline; ``stop()`` and ``destroy()`` end it.
-final class TestPostgres: @unchecked Sendable {
+///
+/// A target of its own, so the store's tests and the two-gateway test of the command share it.
+public final class TestPostgres: @unchecked Sendable {
     /// Debian's server binaries (`apt-get install postgresql`), newest version first.
-    static let binaries: String? = {
+    public static let binaries: String? = {
         let root = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
         for version in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
@@ -21,20 +21,28 @@ final class TestPostgres: @unchecked Sendable {
     }()
 
     /// The user the server runs as, when the tests run as root.
-    static let serverUser: String? = getuid() == 0 ? "postgres" : nil
+    public static let serverUser: String? = getuid() == 0 ? "postgres" : nil
 
     /// Whether the tests that need PostgreSQL can run (initdb found; as root, a `postgres` user and `runuser`).
-    static let isAvailable: Bool = {
+    public static let isAvailable: Bool = {
         guard binaries != nil else { return false }
         if getuid() == 0 { return getpwnam("postgres") != nil && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser") }
         return true
     }()
 
-    static let skipReason: Comment = "PostgreSQL's initdb was not found under /usr/lib/postgresql/*/bin (apt-get install postgresql), or there is no postgres user to run it as"
+    public static let skipReason = "PostgreSQL's initdb was not found under /usr/lib/postgresql/*/bin (apt-get install postgresql), or there is no postgres user to run it as"
 
-    let directory: String
-    let port: Int
-    var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable" }
+    /// The cluster's directory (data, log, socket).
+    public let directory: String
+    /// The port it listens on (loopback only).
+    public let port: Int
+    /// A URL for the cluster (trust authentication: no password is asked for).
+    public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable" }
+
+    /// The URL with `password` in it: the server asks for none, so a test can check that it never shows.
+    public func url(password: String) -> String {
+        "postgres://postgres:\(password)@127.0.0.1:\(port)/postgres?sslmode=disable"
+    }
 
     private init(directory: String, port: Int) {
         self.directory = directory
@@ -42,7 +50,7 @@ final class TestPostgres: @unchecked Sendable {
     }
 
     /// Creates and starts a cluster.
-    static func start() throws -> TestPostgres {
+    public static func start() throws -> TestPostgres {
         guard let binaries else { throw TestPostgresError("initdb not found") }
         var template = Array("/tmp/llm-fallback-pg-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw TestPostgresError("mkdtemp failed") }
@@ -57,7 +65,7 @@ final class TestPostgres: @unchecked Sendable {
     }
 
     /// Starts the server (again) on the same port.
-    func startServer() throws {
+    public func startServer() throws {
         try run(
             "\(Self.binaries!)/pg_ctl",
             ["-D", "\(directory)/data", "-l", "\(directory)/log", "-w", "-t", "30",
@@ -67,12 +75,12 @@ final class TestPostgres: @unchecked Sendable {
     }
 
     /// Stops the server at once (`-m fast`: clients are disconnected).
-    func stop() throws {
+    public func stop() throws {
         try run("\(Self.binaries!)/pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "-t", "30", "stop"], deadline: .seconds(40))
     }
 
     /// Stops the server if it runs and removes its directory.
-    func destroy() {
+    public func destroy() {
         try? run("\(Self.binaries!)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "-t", "30", "stop"], deadline: .seconds(40), quiet: true)
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -135,13 +143,30 @@ final class TestPostgres: @unchecked Sendable {
     }
 }
 
-struct TestPostgresError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// A failure of the helper (or a wait that timed out).
+public struct TestPostgresError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
-/// Polls `condition` until it holds, failing after `limit`: no test sleeps to wait for a state.
-func eventually(_ limit: Duration = .seconds(5), _ what: String, _ condition: () async throws -> Bool) async throws {
+/// How much slower than usual the run may be: `LLM_FALLBACK_TEST_TIME_SCALE` (1 by default; `scripts/sanitize.sh`
+/// sets 5). Deadlines of waits are multiplied by it; no assertion about a result changes.
+public enum TestTime {
+    public static let scale: Int = {
+        guard let text = ProcessInfo.processInfo.environment["LLM_FALLBACK_TEST_TIME_SCALE"],
+            let value = Int(text), (1...100).contains(value)
+        else { return 1 }
+        return value
+    }()
+
+    /// `deadline`, times ``scale``.
+    public static func scaled(_ deadline: Duration) -> Duration { deadline * scale }
+}
+
+/// Polls `condition` until it holds, failing after `limit` (times ``TestTime/scale``): no test sleeps to wait for
+/// a state.
+public func eventually(_ limit: Duration = .seconds(5), _ what: String, _ condition: () async throws -> Bool) async throws {
+    let limit = TestTime.scaled(limit)
     let end = ContinuousClock.now + limit
     while true {
         if try await condition() { return }
