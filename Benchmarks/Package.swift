@@ -43,6 +43,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The chain's overhead over a direct call as a plain executable, for profilers (perf, heaptrack, callgrind)
+        // and quick A/B runs: rounds of direct and chain calls interleaved in one process. scripts/profile-chain.sh.
+        .executableTarget(
+            name: "ChainProfile",
+            dependencies: [
+                "BenchmarkFixtures",
+                .product(name: "LLMFallback", package: "llm-fallback"),
+            ]
+        ),
         // Issue 13: requests upstream per client request while every provider is down (503 or hanging), for a
         // chain of one and of three providers at concurrency 64, and how soon a provider back from a 6 s outage is
         // used again. A plain executable; scripts/outage-scenario.sh runs it against the engine before and after.

@@ -49,9 +49,10 @@ extension FallbackChain {
         let (stream, continuation) = AsyncThrowingStream<ChatChunk, any Error>.makeStream()
         let task = Task(executorPreference: options.taskExecutor) {
             do {
-                try await withSpan("llm_fallback.stream", ofKind: .client) { span in
+                let tracing = ChainTracing()
+                try await tracing.withSpan("llm_fallback.stream") { span in
                     self.requestCounter.increment()
-                    let run = self.makeExecution(options, request: request)
+                    let run = self.makeExecution(options, request: request, tracing: tracing)
                     defer { run.end() }
                     let (outcome, progress): (Outcome<StreamSummary>, StreamProgress)
                     if let hedging = self.configuration.hedging, options.allowFailover, run.planned.count > 1 {

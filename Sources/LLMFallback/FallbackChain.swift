@@ -36,6 +36,10 @@ public final class FallbackChain: Sendable {
     public let configuration: Configuration
 
     let entries: [ChainEntry]
+    /// Every entry's index in configured order, and the providers' names in that order: built once, so that a
+    /// request planned in that order shares them instead of building its own.
+    let configuredOrder: [Int]
+    let configuredRoute: [String]
     let health: HealthRegistry
     let transport: any HTTPTransport
     let clock: ChainClock
@@ -88,6 +92,8 @@ public final class FallbackChain: Sendable {
             ChainEntry(index: index, provider: provider, environment: environment, metricsFactory: configuration.metricsFactory ?? MetricsSystem.factory)
         }
         self.entries = entries
+        self.configuredOrder = Array(entries.indices)
+        self.configuredRoute = providers.map(\.name)
         let chainClock = ChainClock(clock)
         let shared = configuration.healthStore.map { store in
             SharedHealth(
@@ -226,18 +232,21 @@ public final class FallbackChain: Sendable {
     ///
     /// - Throws: As ``chat(_:system:temperature:maxTokens:)``.
     public func chat(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> ChatResponse {
-        try await withSpan("llm_fallback.chat", ofKind: .client) { span in
+        let tracing = ChainTracing()
+        return try await tracing.withSpan("llm_fallback.chat") { span in
             requestCounter.increment()
-            let run = makeExecution(options, request: request)
+            let run = makeExecution(options, request: request, tracing: tracing)
             defer { run.end() }
-            let attempt: Attempt<ChatResponse> = { entry, resolved, timeout, _ in
-                await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
-            }
             let outcome: Outcome<ChatResponse>
             if let hedging = configuration.hedging, options.allowFailover, run.planned.count > 1 {
-                outcome = try await hedged(run, hedging: hedging, span: span, attempt: attempt)
+                outcome = try await hedged(run, hedging: hedging, span: span) { entry, resolved, timeout, _ in
+                    await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
+                }
             } else {
-                outcome = try await execute(run, span: span, attempt: attempt)
+                // A closure literal for a parameter that does not escape: its context lives on the stack.
+                outcome = try await execute(run, span: span) { entry, resolved, timeout, _ in
+                    await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
+                }
             }
             var response = outcome.value
             response.latency = outcome.latency
@@ -297,7 +306,7 @@ public final class FallbackChain: Sendable {
 
     /// Orders the candidates of one request.
     func plan(_ options: RequestOptions) -> [Int] {
-        var candidates = Array(entries.indices)
+        var candidates = configuredOrder
         if let names = options.providers {
             candidates = names.flatMap { name in
                 entries.indices.filter { entries[$0].provider.name == name || entries[$0].provider.kind == name }
@@ -374,8 +383,11 @@ public final class FallbackChain: Sendable {
         }
     }
 
-    func emit(_ event: Event) {
+    /// Queues `event` for the event handler; without one, the event (which copies a whole ``Provider``) is not
+    /// even built.
+    func emit(_ event: @autoclosure () -> Event) {
         guard let onEvent else { return }
+        let event = event()
         callbacks.dispatch { onEvent(event) }
     }
 }

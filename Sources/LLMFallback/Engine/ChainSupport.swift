@@ -2,6 +2,7 @@ import Foundation
 import Metrics
 import NIOCore
 import Synchronization
+import Tracing
 
 /// One provider of a chain, resolved once, with its adapter and metrics.
 ///
@@ -92,6 +93,33 @@ struct ChainClock: Sendable {
 
     func sleep(until offset: Duration) async throws {
         try await sleepUntil(offset)
+    }
+}
+
+/// The chain's spans (one per request, one per attempt), with the tracer looked up once per request.
+///
+/// `withSpan` looks the tracer up (a lock and a dynamic cast) and binds the span's context as a task-local value on
+/// every call. With the no-op tracer (nothing bootstrapped, the default) the span records nothing and carries the
+/// caller's context unchanged, so that binding buys nothing and costs a task-local entry that every task started
+/// beneath it copies (AsyncHTTPClient starts one per request): then the body runs with a no-op span and nothing
+/// bound. With any other tracer this is `withSpan`.
+struct ChainTracing: Sendable {
+    let isNoOp: Bool
+
+    /// Looks the current instrument up (the bootstrapped one, or one bound with `withTracer`).
+    init() {
+        // `InstrumentationSystem.tracer` finds the tracer through two protocol-conformance casts, measured at about
+        // 3 µs a request on this machine; the instrument's own type tells the no-op case (nothing bootstrapped, or
+        // the no-op tracer) without them. Any other instrument takes `withSpan`, which finds its tracer, if any.
+        let instrument = ObjectIdentifier(type(of: InstrumentationSystem.instrument))
+        isNoOp = instrument == ObjectIdentifier(NoOpInstrument.self) || instrument == ObjectIdentifier(NoOpTracer.self)
+    }
+
+    private static let noOpSpan: any Span = NoOpTracer.NoOpSpan(context: .topLevel)
+
+    func withSpan<T>(_ operationName: String, _ operation: (any Span) async throws -> T) async rethrows -> T {
+        if isNoOp { return try await operation(Self.noOpSpan) }
+        return try await Tracing.withSpan(operationName, ofKind: .client) { span in try await operation(span) }
     }
 }
 

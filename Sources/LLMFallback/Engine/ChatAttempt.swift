@@ -6,12 +6,10 @@ extension FallbackChain {
         let started = clock.now()
         let expiry = AttemptExpiry()
         expiry.setTimer(clock.schedule(at: started + timeout) { expiry.expire("no complete answer within \(formatDuration(timeout))") })
-        let result = await withTaskGroup(of: AttemptResult<ChatResponse>.self) { group in
-            group.addTask {
-                await expiry.run { await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout) }
-            }
-            return await group.next() ?? .cancelled
-        }
+        // The attempt runs in a child task, which its expiry cancels without cancelling the request. `async let`
+        // allocates the child in this task's own memory, where a task group allocates it and the group on the heap.
+        async let answer = expiry.run { await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout) }
+        let result = await answer
         expiry.finish()
         switch result {
         case .success(let response, _):

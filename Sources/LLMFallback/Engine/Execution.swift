@@ -28,12 +28,18 @@ extension FallbackChain {
         /// The request's one deadline, shared by every leg, attempt and stream body.
         let deadline: Duration?
         let planned: [Int]
+        /// The request's tracer, for its attempts' spans.
+        let tracing: ChainTracing
         let state: Mutex<State>
 
-        init(chain: FallbackChain, planned: [Int], deadline: Duration?, exploring: [Int] = [], refused: [ProviderError] = []) {
+        init(
+            chain: FallbackChain, planned: [Int], deadline: Duration?, tracing: ChainTracing, exploring: [Int] = [],
+            refused: [ProviderError] = []
+        ) {
             self.chain = chain
             self.planned = planned
             self.deadline = deadline
+            self.tracing = tracing
             var state = State(queue: planned[...], exploring: exploring)
             state.failures = refused
             self.state = Mutex(state)
@@ -60,8 +66,12 @@ extension FallbackChain {
             return failed
         }
 
-        /// The route the request was planned on, by provider name.
-        var route: [String] { planned.map { chain.entries[$0].provider.name } }
+        /// The route the request was planned on, by provider name (the chain's own array when the plan is the
+        /// configured order, as on every request of an ordered chain).
+        var route: [String] {
+            if planned == chain.configuredOrder { return chain.configuredRoute }
+            return planned.map { chain.entries[$0].provider.name }
+        }
 
         /// Takes the next candidate for `leg`: the next in the queue that admission lets through; when every
         /// candidate of the request was closed to traffic, the one that reopens soonest, as a forced probe, if the
@@ -336,7 +346,7 @@ extension FallbackChain {
             while true {
                 guard let (timeout, context) = run.beginAttempt(entry, leg: leg) else { return nil }
                 let attemptStart = clock.now()
-                let result = await withSpan("llm_fallback.attempt", ofKind: .client) { attemptSpan in
+                let result = await run.tracing.withSpan("llm_fallback.attempt") { attemptSpan in
                     Self.describe(attemptSpan, entry: entry, number: context.retry + 1)
                     let result = await attempt(entry, resolved, timeout, context)
                     if case .failure(let error, _) = result {
@@ -367,7 +377,7 @@ extension FallbackChain {
     }
 
     /// Plans a request: its order (with latency exploration bounded) and its one deadline.
-    func makeExecution(_ options: RequestOptions, request: ChatRequest) -> Execution {
+    func makeExecution(_ options: RequestOptions, request: ChatRequest, tracing: ChainTracing) -> Execution {
         let now = clock.now()
         let deadline = (options.timeout ?? configuration.requestTimeout).map { now + $0.clamped(to: Bounds.longestDuration) }
         var order = plan(options)
@@ -408,7 +418,7 @@ extension FallbackChain {
                 order = front + back
             }
         }
-        return Execution(chain: self, planned: order, deadline: deadline, exploring: exploring, refused: refused)
+        return Execution(chain: self, planned: order, deadline: deadline, tracing: tracing, exploring: exploring, refused: refused)
     }
 
     static func describe(_ span: any Span, entry: ChainEntry, number: Int) {

@@ -73,24 +73,21 @@ extension FallbackChain {
             expiry.setTimer(clock.schedule(at: wake) { watchdog() })
         }
         watchdog()
-        let result = await withTaskGroup(of: AttemptResult<StreamSummary>.self) { group in
-            group.addTask {
-                await expiry.run {
-                    await self.readStream(
-                        entry: entry,
-                        resolved: resolved,
-                        request: request,
-                        timeout: timeout,
-                        attemptNumber: attemptNumber,
-                        progress: progress,
-                        watch: watch,
-                        seam: seam,
-                        continuation: continuation
-                    )
-                }
-            }
-            return await group.next() ?? .cancelled
+        // In a child task, which the watchdog cancels without cancelling the request (as a chat attempt's).
+        async let read = expiry.run {
+            await self.readStream(
+                entry: entry,
+                resolved: resolved,
+                request: request,
+                timeout: timeout,
+                attemptNumber: attemptNumber,
+                progress: progress,
+                watch: watch,
+                seam: seam,
+                continuation: continuation
+            )
         }
+        let result = await read
         expiry.finish()
         switch result {
         case .success(let summary, _):

@@ -1,11 +1,10 @@
 import NIOCore
-import NIOPosix
 import Synchronization
 
 /// An action scheduled on the chain's clock, until it is cancelled.
 enum ScheduledAction: Sendable {
-    /// On an event loop's timer (the real clock).
-    case eventLoop(NIOScheduledCallback)
+    /// On the real clock: an entry of a ``DeadlineTimer``, whose event loop timer runs it.
+    case deadline(DeadlineTimer, id: UInt64)
     /// A task sleeping on an injected clock.
     case task(Task<Void, Never>)
     /// Nothing will run (the event loops are shutting down).
@@ -13,27 +12,18 @@ enum ScheduledAction: Sendable {
 
     func cancel() {
         switch self {
-        case .eventLoop(let callback): callback.cancel()
+        case .deadline(let timer, let id): timer.cancel(id)
         case .task(let task): task.cancel()
         case .none: break
         }
     }
 
-    /// Schedules `action` after `delay` on an event loop: the loop the caller runs on when it is one, so arming
-    /// and cancelling cost no thread hop.
+    /// Schedules `action` after `delay` on the real clock, on one of the process's ``DeadlineTimer``s: arming and
+    /// cancelling cost a lock and a heap operation, and no thread hop, whatever thread the caller is on.
     static func onEventLoop(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> ScheduledAction {
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        do {
-            return .eventLoop(try loop.scheduleCallback(in: .nanoseconds(delay.clampedNanoseconds), handler: ActionHandler(action)))
-        } catch {
-            return .none
-        }
-    }
-
-    private struct ActionHandler: NIOScheduledCallbackHandler, Sendable {
-        let action: @Sendable () -> Void
-        init(_ action: @escaping @Sendable () -> Void) { self.action = action }
-        func handleScheduledCallback(eventLoop: some EventLoop) { action() }
+        let timer = DeadlineTimer.next()
+        guard let id = timer.schedule(at: .now() + .nanoseconds(delay.clampedNanoseconds), action) else { return .none }
+        return .deadline(timer, id: id)
     }
 }
 
@@ -52,8 +42,8 @@ extension Duration {
 /// The attempt runs in a child task (``run(_:)``), so that cancelling it leaves the request free to fail over; a
 /// timer on the chain's clock calls ``expire(_:)``, which cancels that child (through ``TaskCancellation``, never
 /// under a lock) and keeps the reason. An attempt that answers first disarms it with ``finish()``. On the real
-/// clock the timer is an event loop callback: arming and disarming it costs far less than a sleeping task per
-/// attempt, and it holds no task memory while a stream runs.
+/// clock the timer is an entry of a ``DeadlineTimer``: arming and disarming it costs far less than a sleeping task
+/// (or an event loop timer) per attempt, and it holds no task memory while a stream runs.
 final class AttemptExpiry: Sendable {
     private struct State {
         var reason: String?

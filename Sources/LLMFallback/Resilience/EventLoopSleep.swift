@@ -1,14 +1,15 @@
 import NIOCore
 import Synchronization
 
-/// Sleeps on a SwiftNIO event loop's timer instead of Swift Concurrency's global delayed-job queue.
+/// Sleeps on a SwiftNIO event loop's timer (through ``DeadlineTimer``) instead of Swift Concurrency's global
+/// delayed-job queue.
 ///
 /// The chain arms a timer for every attempt (its timeout) and cancels it as soon as the answer is in, usually
 /// within a millisecond. On Linux, `Task.sleep` hands its deadline to a libdispatch timer that stays registered
 /// until it expires even when the sleep is cancelled, and waking for it costs a thread hop: at gateway rates
 /// (thousands of requests a second, a 30 s timeout) that is hundreds of thousands of pending timers, a steadily
-/// growing heap and a dispatch-thread wake-up per request. An event loop's scheduled callback is removed from the
-/// loop's heap when it is cancelled, and the loop is usually the one the request already runs on.
+/// growing heap and a dispatch-thread wake-up per request. A ``DeadlineTimer`` entry leaves its table when it is
+/// cancelled, and arming one wakes no thread unless it comes due before every other.
 ///
 /// Used for the real clock only: an injected clock (tests' `ManualClock`) keeps its own `sleep`.
 enum EventLoopSleep {

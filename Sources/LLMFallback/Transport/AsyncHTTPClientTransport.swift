@@ -36,7 +36,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         }
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(outgoing, timeout: .nanoseconds(Int64(timeout.milliseconds * 1_000_000)))
+            response = try await client.execute(outgoing, timeout: .nanoseconds(timeout.clampedNanoseconds))
         } catch {
             throw Self.map(error)
         }
