@@ -72,8 +72,10 @@ package.targets.append(
         dependencies: [
             "FuzzDriver",
             .product(name: "LLMFallback", package: "llm-fallback"),
-            // The config loader builds the gateway's configuration (`GatewayConfiguration` and its limits).
+            // The config loader builds the gateway's configuration (`GatewayConfiguration` and its limits), and
+            // the shared health store a `store: postgres` file names.
             .product(name: "LLMFallbackGateway", package: "llm-fallback"),
+            .product(name: "LLMFallbackPostgres", package: "llm-fallback"),
             .product(name: "Yams", package: "Yams"),
         ]
     )
