@@ -42,6 +42,10 @@ public final class FallbackChain: Sendable {
     let configuredRoute: [String]
     let health: HealthRegistry
     let transport: any HTTPTransport
+    /// Whether the transport is one of the package's, which bound the wait for a response head by the timeout
+    /// they are given, and the clock the real one, which their deadlines share: then a chat attempt sends in the
+    /// request's own task and only a body still arriving runs in a child the attempt's expiry can cancel.
+    let transportBoundsResponseHead: Bool
     let clock: ChainClock
     let logger: Logger
     let callbacks: CallbackDispatcher
@@ -119,6 +123,7 @@ public final class FallbackChain: Sendable {
         self.weights = providers.map { $0.weight.isFinite && $0.weight > 0 ? min($0.weight, 1e12) : 0 }
         self.transport = transport
         self.clock = chainClock
+        self.transportBoundsResponseHead = chainClock.isReal && (transport is AsyncHTTPClientTransport || transport is NIOHTTPClientTransport)
         self.logger = logger
         self.callbacks = CallbackDispatcher()
         self.onFailover = onFailover

@@ -85,6 +85,35 @@ struct EventLoopSleepTests {
         }
     }
 
+    /// On the real clock with one of the package's transports, a chat attempt sends in the request's own task (the
+    /// transport bounds the wait for the head) and only a body still arriving runs under the attempt's expiry: a body
+    /// that stops halfway, and a head that never comes, both still end the attempt at its timeout.
+    @Test(
+        "an answer whose body stops halfway, or whose head never comes, times out on the real clock on both transports",
+        .timeLimit(.minutes(1)),
+        arguments: ["AsyncHTTPClient", "NIO"])
+    func chatTimeoutCoversTheBodyOnRealClock(transportName: String) async throws {
+        try await withServer { server in
+            server.script("stalls", [.stallAfter(chunks: 2, text: "one two three four five six")])
+            server.script("hung", [.hang])
+            server.script("backup", [.text("from backup"), .text("from backup")])
+            let transport: any HTTPTransport = transportName == "NIO" ? NIOHTTPClientTransport() : AsyncHTTPClientTransport()
+            for model in ["stalls", "hung"] {
+                let chain = FallbackChain(
+                    [server.openAI(model, timeout: .milliseconds(300)), server.openAI("backup")],
+                    configuration: config(), transport: transport
+                )
+                #expect(chain.transportBoundsResponseHead)
+                let started = ContinuousClock.now
+                let response = try await chain.chat("hello")
+                #expect(response.content == "from backup", "\(model)")
+                #expect(response.trace.first?.outcome == .failure(.timeout), "\(model)")
+                #expect(ContinuousClock.now - started < TestTimeScale.scaled(.seconds(20)), "\(model)")
+            }
+            try await server.waitForAbandonedRequests(2)
+        }
+    }
+
     @Test("a stream that stalls is ended by the watchdog on the real clock, and a silent one fails over", .timeLimit(.minutes(1)))
     func streamWatchdogOnRealClock() async throws {
         try await withServer { server in

@@ -5,15 +5,15 @@ import NIOCore
 /// What the chain and streaming benchmarks call: the same request sent directly (adapter + transport, no chain)
 /// and through chains, against the scripted mock server.
 ///
-/// Everything is built once; the transport is `AsyncHTTPClientTransport()` over `HTTPClient.shared` for the direct
+/// Everything is built once; one transport (`AsyncHTTPClientTransport()` unless told otherwise) serves the direct
 /// calls and the chains alike, so all of them share one keep-alive connection pool.
 public struct NetworkFixture: Sendable {
     /// The realistic request every call sends.
     public let request: ChatRequest
     /// The OpenAI adapter, as the chain holds it.
     public let adapter: any ProviderAdapter
-    /// The transport of the direct calls.
-    public let transport: AsyncHTTPClientTransport
+    /// The transport of the direct calls, and of the chains.
+    public let transport: any HTTPTransport
     /// The OpenAI-format provider that answers.
     public let answering: ResolvedProvider
     /// The OpenAI-format provider that streams ``MockEndpoint/streamChunks`` chunks.
@@ -32,7 +32,10 @@ public struct NetworkFixture: Sendable {
 
     /// Builds the fixture against the mock server (starting it in this process unless `LLMFB_BENCH_MOCK_URL` is set)
     /// and checks that each path answers as expected.
-    public static func make() async throws -> NetworkFixture {
+    ///
+    /// - Parameter transport: The transport of the direct calls and the chains alike (AsyncHTTPClient's by default;
+    ///   `NIOHTTPClientTransport` is the gateway's).
+    public static func make(transport: any HTTPTransport = AsyncHTTPClientTransport()) async throws -> NetworkFixture {
         let root = try await MockEndpoint.baseURL()
         let openAIBase = root + "/v1"
 
@@ -50,12 +53,12 @@ public struct NetworkFixture: Sendable {
         let fixture = NetworkFixture(
             request: Fixtures.request,
             adapter: WireFormat.openAI.adapter,
-            transport: AsyncHTTPClientTransport(),
+            transport: transport,
             answering: try answer.resolved(environment: [:]),
             streaming: try stream.resolved(environment: [:]),
-            singleChain: FallbackChain([answer], logger: silentLogger),
-            failoverChain: FallbackChain([failing, answer], configuration: failoverConfiguration, logger: silentLogger),
-            streamChain: FallbackChain([stream], logger: silentLogger),
+            singleChain: FallbackChain([answer], transport: transport, logger: silentLogger),
+            failoverChain: FallbackChain([failing, answer], configuration: failoverConfiguration, transport: transport, logger: silentLogger),
+            streamChain: FallbackChain([stream], transport: transport, logger: silentLogger),
             externalServer: MockEndpoint.isExternal
         )
         try await fixture.check()

@@ -7,6 +7,7 @@
 //             p50 wall time and of the CPU time per call
 //   direct    only direct calls (for a profiler), chain and failover likewise
 // The mock server is LLMFB_BENCH_MOCK_URL's (BenchMockServer) or, without it, one started in this process.
+// LLMFB_BENCH_TRANSPORT=nio measures on NIOHTTPClientTransport (the gateway's) instead of AsyncHTTPClientTransport.
 import BenchmarkFixtures
 import Foundation
 import LLMFallback
@@ -20,7 +21,8 @@ let mode = arguments.count > 1 ? arguments[1] : "compare"
 let calls = arguments.count > 2 ? Int(arguments[2]) ?? 1000 : 1000
 let rounds = arguments.count > 3 ? Int(arguments[3]) ?? 10 : 10
 
-let fixture = try await NetworkFixture.make()
+let fixture = try await NetworkFixture.make(
+    transport: ProcessInfo.processInfo.environment["LLMFB_BENCH_TRANSPORT"] == "nio" ? NIOHTTPClientTransport() : AsyncHTTPClientTransport())
 let clock = ContinuousClock()
 
 /// One round of `count` calls of `path`: the median wall time per call and the process's CPU time (every thread's,

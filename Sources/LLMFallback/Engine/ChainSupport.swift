@@ -60,12 +60,15 @@ struct ChainClock: Sendable {
     let now: @Sendable () -> Duration
     let sleepUntil: @Sendable (Duration) async throws -> Void
     let scheduleAt: @Sendable (Duration, @escaping @Sendable () -> Void) -> ScheduledAction
+    /// Whether this is the real clock (`ContinuousClock`), on which the transports' own deadlines run too.
+    let isReal: Bool
 
     init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let origin = clock.now
         let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
         self.now = now
-        if C.self == ContinuousClock.self {
+        isReal = C.self == ContinuousClock.self
+        if isReal {
             // The real clock sleeps and schedules on event loop timers: see EventLoopSleep for why not Task.sleep.
             sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - now()) }
             scheduleAt = { offset, action in ScheduledAction.onEventLoop(after: offset - now(), action) }

@@ -73,6 +73,12 @@ public struct ResponseBody: AsyncSequence, Sendable {
     /// A body held in memory.
     public init(_ buffer: ByteBuffer) { storage = .buffer(buffer) }
 
+    /// Whether the whole body is already here (reading it never waits).
+    var isInMemory: Bool {
+        if case .buffer = storage { return true }
+        return false
+    }
+
     /// A body produced by a stream.
     public init(_ stream: AsyncThrowingStream<ByteBuffer, any Error>) { storage = .stream(stream) }
 
