@@ -114,6 +114,27 @@ struct EventLoopSleepTests {
         }
     }
 
+    /// The same path with a body over `maxResponseBytes`: on NIOHTTPClientTransport a small response arrives in
+    /// memory and is decoded without a child task, and the limit holds there as on a body still arriving.
+    @Test(
+        "an answer larger than maxResponseBytes is an invalid response on the real clock on both transports",
+        .timeLimit(.minutes(1)),
+        arguments: ["AsyncHTTPClient", "NIO"])
+    func chatOverTheResponseLimitOnRealClock(transportName: String) async throws {
+        try await withServer { server in
+            server.script("large", [.text(String(repeating: "word ", count: 2_000))])
+            server.script("backup", [.text("from backup")])
+            let transport: any HTTPTransport = transportName == "NIO" ? NIOHTTPClientTransport() : AsyncHTTPClientTransport()
+            var configuration = config()
+            configuration.maxResponseBytes = 1_024
+            let chain = FallbackChain([server.openAI("large"), server.openAI("backup")], configuration: configuration, transport: transport)
+            #expect(chain.transportBoundsResponseHead)
+            let response = try await chain.chat("hello")
+            #expect(response.content == "from backup")
+            #expect(response.trace.first?.outcome == .failure(.invalidResponse))
+        }
+    }
+
     @Test("a stream that stalls is ended by the watchdog on the real clock, and a silent one fails over", .timeLimit(.minutes(1)))
     func streamWatchdogOnRealClock() async throws {
         try await withServer { server in
