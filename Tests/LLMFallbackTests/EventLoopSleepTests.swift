@@ -135,6 +135,75 @@ struct EventLoopSleepTests {
         }
     }
 
+    /// An answer that announces a body over `maxResponseBytes` is refused on its head, without waiting for a body
+    /// that may never come (here: one byte, then nothing for far longer than the test may take).
+    @Test(
+        "an answer announcing a body over maxResponseBytes fails over at once, on both transports and the old path",
+        .timeLimit(.minutes(1)),
+        arguments: ["AsyncHTTPClient", "NIO", "custom"])
+    func chatAnnouncingTooLargeABodyFailsAtOnce(transportName: String) async throws {
+        try await withServer { server in
+            server.script("huge", [.chunkDelay(.seconds(600), .raw(
+                status: 200, headers: ["content-type": "application/json", "content-length": "50000000"], parts: ["{", "}"]))])
+            server.script("backup", [.text("from backup")])
+            let transport: any HTTPTransport = switch transportName {
+            case "NIO": NIOHTTPClientTransport()
+            case "custom": ForwardingTransport(base: AsyncHTTPClientTransport())
+            default: AsyncHTTPClientTransport()
+            }
+            var configuration = config()
+            configuration.maxResponseBytes = 1 << 20
+            let chain = FallbackChain(
+                [server.openAI("huge", timeout: .seconds(300)), server.openAI("backup")],
+                configuration: configuration, transport: transport)
+            let started = ContinuousClock.now
+            let response = try await chain.chat("hello")
+            #expect(response.content == "from backup")
+            #expect(response.trace.first?.outcome == .failure(.invalidResponse))
+            #expect(ContinuousClock.now - started < TestTimeScale.scaled(.seconds(20)))
+        }
+    }
+
+    /// On the body read that starts at once (AsyncHTTPClient, real clock): an error answer whose body is over the
+    /// 1 MiB read to classify it keeps its status (and fails over as what it is), and a body over
+    /// `maxResponseBytes` sent without a `Content-Length` is still refused once it is over.
+    @Test("an error's status is kept past its body limit, and a chunked body is bounded, on the immediate body read", .timeLimit(.minutes(1)))
+    func bodyLimitsOnTheImmediateRead() async throws {
+        try await withServer { server in
+            let big = String(repeating: "x", count: 1_200_000)
+            server.script("unavailable", [.raw(status: 500, headers: ["content-type": "text/plain"], body: big)])
+            server.script("chunked", [.raw(status: 200, headers: ["content-type": "application/json"], parts: ["{\"a\": \"", big, "\"}"])])
+            server.script("backup", [.text("from backup"), .text("from backup")])
+            let transport = AsyncHTTPClientTransport()
+            var configuration = config()
+            configuration.maxResponseBytes = 1 << 20
+            for (model, kind) in [("unavailable", ProviderError.Kind.serverError), ("chunked", .invalidResponse)] {
+                let chain = FallbackChain([server.openAI(model), server.openAI("backup")], configuration: configuration, transport: transport)
+                #expect(chain.transportBoundsResponseHead)
+                let response = try await chain.chat("hello")
+                #expect(response.content == "from backup", "\(model)")
+                #expect(response.trace.first?.outcome == .failure(kind), "\(model)")
+            }
+        }
+    }
+
+    /// The body read runs in a task of its own: a caller's cancellation reaches it, ends the chat at once and
+    /// releases the request.
+    @Test("cancelling a chat while its body arrives cancels the body read", .timeLimit(.minutes(1)))
+    func cancellingTheBodyRead() async throws {
+        try await withServer { server in
+            server.script("slow", [.stallAfter(chunks: 1, text: "one two three")])
+            let chain = FallbackChain([server.openAI("slow", timeout: .seconds(300))], configuration: config(), transport: AsyncHTTPClientTransport())
+            let started = ContinuousClock.now
+            let chat = Task { try await chain.chat("hello") }
+            try await server.waitForRequests(1)
+            chat.cancel()
+            await #expect(throws: CancellationError.self) { try await chat.value }
+            #expect(ContinuousClock.now - started < TestTimeScale.scaled(.seconds(20)))
+            try await server.waitForAbandonedRequests(1)
+        }
+    }
+
     @Test("a stream that stalls is ended by the watchdog on the real clock, and a silent one fails over", .timeLimit(.minutes(1)))
     func streamWatchdogOnRealClock() async throws {
         try await withServer { server in
@@ -184,5 +253,13 @@ final class CountingExecutor: TaskExecutor {
         jobs.locked { $0 += 1 }
         let job = UnownedJob(job)
         DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
+/// A transport the chain does not know: it keeps the chain's own expiry and child task.
+struct ForwardingTransport: HTTPTransport {
+    let base: any HTTPTransport
+    func send(_ request: HTTPRequestParts, timeout: Duration) async throws -> TransportResponse {
+        try await base.send(request, timeout: timeout)
     }
 }

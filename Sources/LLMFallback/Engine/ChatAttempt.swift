@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOHTTP1
 
 extension FallbackChain {
     func chatAttempt(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
@@ -20,9 +21,10 @@ extension FallbackChain {
 
     /// One attempt whose wait for the response head the transport bounds by `timeout` (one of the package's
     /// transports on the real clock: both schedule their deadline on the same clock as the chain's timers). Only a
-    /// body still arriving needs the attempt's own expiry, and the child task it cancels: sending in this task
-    /// saves the child's creation and the slabs of task memory the transport's frames would take in a fresh task
-    /// (a dozen allocations a request, measured), the larger part of the chain's cost over a direct call.
+    /// body still arriving needs the attempt's own expiry, and a task it can cancel: sending in this task saves the
+    /// slabs of task memory the transport's frames would take in a fresh task (a dozen allocations a request,
+    /// measured), and the body's reader starts at once on this thread (``expiringImmediately(started:timeout:_:)``),
+    /// so a body already buffered wakes no other thread and arms no timer.
     func headBoundedChat(
         entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration, started: Duration
     ) async -> AttemptResult<ChatResponse> {
@@ -34,8 +36,38 @@ extension FallbackChain {
         if response.body.isInMemory {
             return await readChat(response, entry: entry, resolved: resolved, request: request)
         }
-        return await expiring(started: started, timeout: timeout) {
+        return await expiringImmediately(started: started, timeout: timeout) {
             await self.readChat(response, entry: entry, resolved: resolved, request: request)
+        }
+    }
+
+    /// As ``expiring(started:timeout:_:)``, with `work` started at once on this thread in a task of its own: a body
+    /// already buffered is read and decoded before this returns to the executor, with no thread woken for it; the
+    /// task waits on the executor only when the body does.
+    func expiringImmediately(
+        started: Duration, timeout: Duration, _ work: @escaping @Sendable () async -> AttemptResult<ChatResponse>
+    ) async -> AttemptResult<ChatResponse> {
+        let expiry = AttemptExpiry()
+        let reader = Task.immediate {
+            let result = await expiry.run(work)
+            expiry.finish()
+            return result
+        }
+        // The reader ran up to its first wait: only a body it waits for needs the timer.
+        if !expiry.isFinished {
+            expiry.setTimer(clock.schedule(at: started + timeout) { expiry.expire("no complete answer within \(formatDuration(timeout))") })
+        }
+        let result = await withTaskCancellationHandler { await reader.value } onCancel: { reader.cancel() }
+        expiry.finish()
+        switch result {
+        case .success:
+            return result
+        case .failure, .fatal, .cancelled:
+            if let reason = expiry.reason {
+                return .failure(ProviderError(.timeout, message: reason), forceFailover: false)
+            }
+            if Task.isCancelled { return .cancelled }
+            return result
         }
     }
 
@@ -90,6 +122,9 @@ extension FallbackChain {
         case ended(AttemptResult<ChatResponse>)
     }
 
+    /// The most of an error answer's body read to classify it.
+    static let maxErrorBodyBytes = 1 << 20
+
     /// Builds the request and sends it.
     func sendChat(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> Sent {
         do {
@@ -104,11 +139,16 @@ extension FallbackChain {
     func readChat(_ response: TransportResponse, entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest) async -> AttemptResult<ChatResponse> {
         do {
             guard (200..<300).contains(response.status) else {
-                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                let body = (try? await response.body.collect(upTo: Self.maxErrorBodyBytes)) ?? ByteBuffer()
                 if Task.isCancelled { return .cancelled }
                 return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
             }
-            let body = try await response.body.collect(upTo: configuration.maxResponseBytes)
+            let limit = configuration.maxResponseBytes
+            if let length = response.headers.first(name: "content-length").flatMap({ Int($0) }), length > limit {
+                // Announced too large: refused before its body is waited for.
+                throw ProviderError(.invalidResponse, message: "response body larger than \(limit) bytes")
+            }
+            let body = try await response.body.collect(upTo: limit)
             var decoded = try entry.adapter.decodeResponse(body, headers: response.headers, for: resolved)
             decoded.droppedParameters = entry.adapter.droppedParameters(in: request, for: resolved)
             if !decoded.droppedParameters.isEmpty { logDropped(decoded.droppedParameters, entry: entry) }

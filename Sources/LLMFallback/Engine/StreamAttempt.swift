@@ -178,7 +178,7 @@ extension FallbackChain {
             let parts = try entry.adapter.makeRequest(request, for: resolved, stream: true)
             let response = try await transport.send(parts, timeout: timeout)
             guard (200..<300).contains(response.status) else {
-                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                let body = (try? await response.body.collect(upTo: Self.maxErrorBodyBytes)) ?? ByteBuffer()
                 if Task.isCancelled { return .cancelled }
                 return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
             }

@@ -57,6 +57,9 @@ final class AttemptExpiry: Sendable {
     /// Why the attempt expired; `nil` while it has not.
     var reason: String? { state.locked { $0.reason } }
 
+    /// Whether ``finish()`` was called.
+    var isFinished: Bool { state.locked { $0.finished } }
+
     /// Runs `operation` (in the child task), cancelled when the attempt expires (or at once if it already has).
     func run<T>(_ operation: () async -> T) async -> T {
         await cancellation.run(operation)
