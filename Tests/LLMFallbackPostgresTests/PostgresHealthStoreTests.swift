@@ -336,54 +336,63 @@ enum FleetLoad {
         var gaps: [Duration] { zip(arrivals.dropFirst(), arrivals).map { $0 - $1 } }
     }
 
-    private final class Tally: Sendable {
-        let state = Mutex<(fast: Int, other: [String])>((0, []))
+    /// What one task of the load saw; each task keeps its own, so the load shares no state but the chains.
+    private struct Tally: Sendable {
+        var arrivals: [Duration] = []
+        var fast = 0
+        var other: [String] = []
     }
 
     static func run(on chains: [FallbackChain], for window: Duration, server: MockLLMServer, model: String) async throws -> Result {
         let start = ContinuousClock.now
         let end = start + window
         let base = server.requests(for: model).count
-        let tally = Tally()
-        let arrivals = try await withThrowingTaskGroup(of: [Duration].self) { group in
+        // Each task returns its own tally and the group sums them: no lock to share. (A shared `Mutex` here was
+        // reported by ThreadSanitizer: under contention the standard library's Linux `Mutex` is taken and given
+        // back by the kernel (FUTEX_LOCK_PI/FUTEX_UNLOCK_PI), which the sanitizer cannot see.)
+        let total = try await withThrowingTaskGroup(of: Tally.self) { group in
             // The watcher: notes when the count of upstream requests grows (5 ms resolution).
             group.addTask {
                 var seen = base
-                var times: [Duration] = []
+                var tally = Tally()
                 while ContinuousClock.now < end + .milliseconds(200) {
                     let count = server.requests(for: model).count
                     if count > seen {
-                        times += Array(repeating: ContinuousClock.now - start, count: count - seen)
+                        tally.arrivals += Array(repeating: ContinuousClock.now - start, count: count - seen)
                         seen = count
                     }
                     try await Task.sleep(for: .milliseconds(5))
                 }
-                return times
+                return tally
             }
             for chain in chains {
                 group.addTask {
+                    var tally = Tally()
                     while ContinuousClock.now < end {
                         do {
                             _ = try await chain.chat("hi")
-                            tally.state.withLock { $0.other.append("answered") }
+                            tally.other.append("answered")
                         } catch let failed as AllProvidersFailed {
                             if failed.allCircuitsOpen {
-                                tally.state.withLock { $0.fast += 1 }
+                                tally.fast += 1
                             } else if !failed.failures.allSatisfy({ $0.kind == .serverError }) {
-                                tally.state.withLock { $0.other.append("\(failed)") }
+                                tally.other.append("\(failed)")
                             }
                         }
                         // Pacing of the load, not a wait for a state.
                         try await Task.sleep(for: .milliseconds(5))
                     }
-                    return []
+                    return tally
                 }
             }
-            var arrivals: [Duration] = []
-            for try await times in group { arrivals += times }
-            return arrivals
+            var total = Tally()
+            for try await tally in group {
+                total.arrivals += tally.arrivals
+                total.fast += tally.fast
+                total.other += tally.other
+            }
+            return total
         }
-        let (fast, other) = tally.state.withLock { ($0.fast, $0.other) }
-        return Result(arrivals: arrivals.sorted(), failedFast: fast, otherFailures: other)
+        return Result(arrivals: total.arrivals.sorted(), failedFast: total.fast, otherFailures: total.other)
     }
 }
