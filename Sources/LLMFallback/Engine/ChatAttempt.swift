@@ -59,16 +59,10 @@ extension FallbackChain {
         }
         let result = await withTaskCancellationHandler { await reader.value } onCancel: { reader.cancel() }
         expiry.finish()
-        switch result {
-        case .success:
-            return result
-        case .failure, .fatal, .cancelled:
-            if let reason = expiry.reason {
-                return .failure(ProviderError(.timeout, message: reason), forceFailover: false)
-            }
-            if Task.isCancelled { return .cancelled }
-            return result
-        }
+        // The reader is a task of its own: a cancelled request shows in it as a failure of the read.
+        if case .success = result { return result }
+        if expiry.reason == nil, Task.isCancelled { return .cancelled }
+        return Self.expired(result, by: expiry)
     }
 
     /// Runs `work` in a child task that the attempt's expiry, at `started + timeout`, cancels without cancelling
@@ -82,15 +76,16 @@ extension FallbackChain {
         async let answer = expiry.run(work)
         let result = await answer
         expiry.finish()
-        switch result {
-        case .success:
-            return result
-        case .failure, .fatal, .cancelled:
-            if let reason = expiry.reason {
-                return .failure(ProviderError(.timeout, message: reason), forceFailover: false)
-            }
-            return result
+        return Self.expired(result, by: expiry)
+    }
+
+    /// `result`, or a timeout when the attempt's expiry is what ended it.
+    static func expired(_ result: AttemptResult<ChatResponse>, by expiry: AttemptExpiry) -> AttemptResult<ChatResponse> {
+        if case .success = result { return result }
+        if let reason = expiry.reason {
+            return .failure(ProviderError(.timeout, message: reason), forceFailover: false)
         }
+        return result
     }
 
     /// Says at debug level which of the request's parameters a provider could not be sent.
