@@ -231,7 +231,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
 
     /// The store's counts now.
     public var statistics: Statistics {
-        state.withLock { state in
+        state.locked { state in
             var statistics = state.statistics
             statistics.pending = state.pendingPublishes
             return statistics
@@ -241,7 +241,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     // MARK: - HealthStore
 
     public func subscribe(_ subscriber: any HealthStoreSubscriber) {
-        state.withLock { state in
+        state.locked { state in
             state.subscribers.removeAll { $0.value == nil }
             state.subscribers.append(Subscriber(value: subscriber))
         }
@@ -250,7 +250,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     }
 
     public func publish(_ transition: HealthTransition) {
-        let dropped = state.withLock { state -> Work? in
+        let dropped = state.locked { state -> Work? in
             state.queue.append(.publish(transition, at: .now))
             state.pendingPublishes += 1
             guard state.pendingPublishes > configuration.maxPendingTransitions else { return nil }
@@ -276,7 +276,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     }
 
     private func requestLease(_ provider: ProviderIdentity, maxProbes: Int, duration: Duration, forcedPeriod: Duration?) {
-        let connected = state.withLock { state -> Bool in
+        let connected = state.locked { state -> Bool in
             guard state.statistics.isConnected else {
                 state.statistics.leasesGrantedLocally += 1
                 return false
@@ -347,7 +347,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     }
 
     private func setConnected(_ connected: Bool) {
-        let stranded = state.withLock { state -> [ProviderIdentity] in
+        let stranded = state.locked { state -> [ProviderIdentity] in
             state.statistics.isConnected = connected
             if connected { state.statistics.connections += 1 }
             guard !connected else { return [] }
@@ -412,10 +412,10 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
                 try await resync(connection)
                 setConnected(true)
                 onReady()
-                var synced = state.withLock { $0.subscribers.count }
+                var synced = state.locked { $0.subscribers.count }
                 while !broken.isSet {
                     try await drain(connection)
-                    let subscribers = state.withLock { $0.subscribers.count }
+                    let subscribers = state.locked { $0.subscribers.count }
                     if subscribers != synced {
                         synced = subscribers
                         try await resync(connection)
@@ -430,11 +430,11 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     }
 
     private func drain(_ connection: PostgresConnection) async throws {
-        while let work = state.withLock({ $0.popFirst() }) {
+        while let work = state.locked({ $0.popFirst() }) {
             do {
                 try await perform(work, on: connection)
             } catch {
-                state.withLock { $0.pushFront(work) }
+                state.locked { $0.pushFront(work) }
                 throw error
             }
         }
@@ -482,7 +482,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
         switch work {
         case .publish(let transition, let at):
             try await write(transition, age: ContinuousClock.now - at, on: connection)
-            state.withLock { $0.statistics.published += 1 }
+            state.locked { $0.statistics.published += 1 }
             publishedCounter.increment()
         case .lease(let provider, let maxProbes, let duration, let forcedPeriod):
             try await lease(provider, maxProbes: maxProbes, duration: duration, forcedPeriod: forcedPeriod, on: connection)
@@ -600,11 +600,11 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
             ).collect()
         }
         if !granted.isEmpty {
-            state.withLock { $0.statistics.leasesGranted += 1 }
+            state.locked { $0.statistics.leasesGranted += 1 }
             answerLease(provider, granted: true, retryIn: nil)
             return
         }
-        state.withLock { $0.statistics.leasesRefused += 1 }
+        state.locked { $0.statistics.leasesRefused += 1 }
         let rows = try await readRows(connection, keys: [key])
         var retryIn: Duration?
         for row in rows {
@@ -673,7 +673,7 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
     }
 
     private func subscribedIdentities() -> [String: ProviderIdentity] {
-        let subscribers = state.withLock { $0.subscribers.compactMap(\.value) }
+        let subscribers = state.locked { $0.subscribers.compactMap(\.value) }
         var identities: [String: ProviderIdentity] = [:]
         for subscriber in subscribers {
             for identity in subscriber.providerIdentities { identities[identity.key] = identity }
@@ -692,20 +692,20 @@ public final class PostgresHealthStore: HealthStore, Service, CustomStringConver
             retryAfter: notice.retryMs.map { .milliseconds(max(0, $0)) },
             origin: notice.origin
         )
-        state.withLock { $0.statistics.received += 1 }
+        state.locked { $0.statistics.received += 1 }
         receivedCounter.increment()
         deliver(update)
     }
 
     private func deliver(_ update: HealthUpdate) {
-        let subscribers = state.withLock { $0.subscribers.compactMap(\.value) }
+        let subscribers = state.locked { $0.subscribers.compactMap(\.value) }
         for subscriber in subscribers where subscriber.providerIdentities.contains(update.provider) {
             subscriber.apply(update)
         }
     }
 
     private func answerLease(_ provider: ProviderIdentity, granted: Bool, retryIn: Duration?) {
-        let subscribers = state.withLock { $0.subscribers.compactMap(\.value) }
+        let subscribers = state.locked { $0.subscribers.compactMap(\.value) }
         for subscriber in subscribers where subscriber.providerIdentities.contains(provider) {
             subscriber.probeLease(for: provider, granted: granted, retryIn: retryIn)
         }
@@ -743,8 +743,8 @@ extension HealthUpdate {
 /// A flag set once, read from other tasks.
 final class Flag: Sendable {
     private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.locked { $0 = true } }
+    var isSet: Bool { value.locked { $0 } }
 }
 
 /// The payload of a `NOTIFY`: `v1|origin|key|state|open ms|failed probes|retry ms` (empty fields for none).
