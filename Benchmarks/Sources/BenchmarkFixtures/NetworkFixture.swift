@@ -78,6 +78,25 @@ public struct NetworkFixture: Sendable {
         return try adapter.decodeResponse(body, headers: response.headers, for: answering)
     }
 
+    /// The baseline with the body bounded as the chain bounds it on AsyncHTTPClientTransport: read in a task of
+    /// its own, started at once on this thread (`Task.immediate`), that the caller's cancellation reaches. (The
+    /// chain also arms a timer for that task when it has to wait; this does not.) Tells the price of bounding the
+    /// body from the chain's own bookkeeping.
+    public func boundedDirect() async throws -> ChatResponse {
+        let parts = try adapter.makeRequest(request, for: answering, stream: false)
+        let response = try await transport.send(parts, timeout: .seconds(30))
+        guard response.status == 200 else {
+            throw BenchError("bounded direct call answered HTTP \(response.status)")
+        }
+        let adapter = self.adapter
+        let answering = self.answering
+        let reader = Task.immediate {
+            let body = try await response.body.collect(upTo: 32 << 20)
+            return try adapter.decodeResponse(body, headers: response.headers, for: answering)
+        }
+        return try await withTaskCancellationHandler { try await reader.value } onCancel: { reader.cancel() }
+    }
+
     /// One chat through the one-provider chain.
     public func chain() async throws -> ChatResponse {
         try await singleChain.chat(request)

@@ -5,7 +5,10 @@
 // Usage: ChainProfile [compare|direct|chain|failover] [calls per round] [rounds]
 //   compare   alternate direct and chain rounds (the default) and print each round and the median ratios of the
 //             p50 wall time and of the CPU time per call
-//   direct    only direct calls (for a profiler), chain and failover likewise
+//   compare-bounded  as compare, with a third path between them: the direct call with its body read as the chain
+//             reads it on AsyncHTTPClientTransport (a task of its own), to tell the price of that bound from the
+//             chain's bookkeeping
+//   direct    only direct calls (for a profiler); bounded, chain and failover likewise
 // The mock server is LLMFB_BENCH_MOCK_URL's (BenchMockServer) or, without it, one started in this process.
 // LLMFB_BENCH_TRANSPORT=nio measures on NIOHTTPClientTransport (the gateway's) instead of AsyncHTTPClientTransport.
 import BenchmarkFixtures
@@ -35,6 +38,7 @@ func run(_ path: String, _ count: Int) async throws -> (p50: Double, cpu: Double
         let start = clock.now
         switch path {
         case "direct": _ = try await fixture.direct()
+        case "bounded": _ = try await fixture.boundedDirect()
         case "chain": _ = try await fixture.chain()
         case "failover": _ = try await fixture.failover()
         default: fatalError("unknown path \(path)")
@@ -61,28 +65,38 @@ func cpuMicroseconds() -> Double {
 func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
 
 switch mode {
-case "compare":
-    _ = try await run("direct", 200)
-    _ = try await run("chain", 200)
-    var wallRatios: [Double] = []
-    var cpuRatios: [Double] = []
+case "compare", "compare-bounded":
+    let paths = mode == "compare" ? ["direct", "chain"] : ["direct", "bounded", "chain"]
+    for path in paths { _ = try await run(path, 200) }
+    // Each ratio: (numerator, denominator).
+    let pairs = mode == "compare" ? [("chain", "direct")] : [("bounded", "direct"), ("chain", "bounded"), ("chain", "direct")]
+    var wallRatios: [String: [Double]] = [:]
+    var cpuRatios: [String: [Double]] = [:]
     for round in 0..<rounds {
-        // Alternate which goes first, so a drift in the machine's load does not favour one.
-        let order = round % 2 == 0 ? ["direct", "chain"] : ["chain", "direct"]
+        // Rotate which goes first, so a drift in the machine's load does not favour one.
+        let order = Array(paths[(round % paths.count)...] + paths[..<(round % paths.count)])
         var results: [String: (p50: Double, cpu: Double)] = [:]
         for path in order { results[path] = try await run(path, calls) }
-        let direct = results["direct"]!, chain = results["chain"]!
-        wallRatios.append(chain.p50 / direct.p50)
-        cpuRatios.append(chain.cpu / direct.cpu)
-        print(
-            "round \(round): p50 direct \(format(direct.p50)) µs, chain \(format(chain.p50)) µs (\(format(chain.p50 / direct.p50, 3))); "
-                + "CPU per call direct \(format(direct.cpu)) µs, chain \(format(chain.cpu)) µs (\(format(chain.cpu / direct.cpu, 3)))")
+        var line = "round \(round):"
+        for path in paths { line += " \(path) p50 \(format(results[path]!.p50)) µs, CPU \(format(results[path]!.cpu)) µs;" }
+        for (top, bottom) in pairs {
+            let key = "\(top)/\(bottom)"
+            let wall = results[top]!.p50 / results[bottom]!.p50
+            let cpu = results[top]!.cpu / results[bottom]!.cpu
+            wallRatios[key, default: []].append(wall)
+            cpuRatios[key, default: []].append(cpu)
+            line += " \(key) \(format(wall, 3)) (CPU \(format(cpu, 3)))"
+        }
+        print(line)
     }
     func summary(_ ratios: [Double]) -> String {
         let sorted = ratios.sorted()
         return "median \(format(sorted[sorted.count / 2], 3)) (min \(format(sorted.first!, 3)), max \(format(sorted.last!, 3)))"
     }
-    print("chain/direct p50 wall time: \(summary(wallRatios)); CPU time: \(summary(cpuRatios))")
+    for (top, bottom) in pairs {
+        let key = "\(top)/\(bottom)"
+        print("\(key) p50 wall time: \(summary(wallRatios[key]!)); CPU time: \(summary(cpuRatios[key]!))")
+    }
 default:
     _ = try await run(mode, 200)
     let result = try await run(mode, calls * rounds)
