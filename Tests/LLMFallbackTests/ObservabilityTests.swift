@@ -115,3 +115,12 @@ struct CapturingLogHandler: LogHandler {
         }
     }
 }
+
+@Suite struct TransportTracingTests {
+    @Test("The failover client keeps no tracer when the bootstrapped one is the no-op tracer, and keeps any other")
+    func failoverClientTracer() {
+        #expect(AsyncHTTPClientTransport.clientTracer(NoOpTracer()) == nil)
+        #expect(AsyncHTTPClientTransport.clientTracer(nil) == nil)
+        #expect(AsyncHTTPClientTransport.clientTracer(InMemoryTracer()) is InMemoryTracer)
+    }
+}

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// The default transport: AsyncHTTPClient with a shared connection pool.
 ///
@@ -14,13 +15,24 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
     /// refused connection until the request's deadline (a provider that is down fails at once, so the chain can
     /// move on), and it allows up to 2,048 concurrent HTTP/1 connections per host: a gateway holds one upstream
     /// connection per open stream.
+    ///
+    /// Like any `HTTPClient`, it takes the bootstrapped tracer when it is made (on first use). When that is the no-op
+    /// tracer (nothing bootstrapped), it keeps no tracer at all: AsyncHTTPClient would otherwise build a span's
+    /// attributes for every request (the URL taken apart, a dictionary) to record nothing, measured at about 4% of
+    /// a request's CPU time against a local server.
     public static let failoverClient: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 2048
         configuration.timeout.connect = .seconds(10)
+        configuration.tracing.tracer = clientTracer(configuration.tracing.tracer)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
+
+    /// The tracer ``failoverClient`` keeps, given the bootstrapped one: none for the no-op tracer.
+    static func clientTracer(_ bootstrapped: (any Tracer)?) -> (any Tracer)? {
+        bootstrapped is NoOpTracer ? nil : bootstrapped
+    }
 
     /// Creates a transport over `client` (``failoverClient`` by default).
     public init(client: HTTPClient = AsyncHTTPClientTransport.failoverClient) {
