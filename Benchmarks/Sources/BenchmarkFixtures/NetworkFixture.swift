@@ -69,13 +69,19 @@ public struct NetworkFixture: Sendable {
 
     /// The baseline: `makeRequest`, `send`, collect the body, `decodeResponse`; no chain.
     public func direct() async throws -> ChatResponse {
+        let response = try await sendAnswering()
+        let body = try await response.body.collect(upTo: 32 << 20)
+        return try adapter.decodeResponse(body, headers: response.headers, for: answering)
+    }
+
+    /// `makeRequest` and `send` to the answering provider: the head of a direct call.
+    private func sendAnswering() async throws -> TransportResponse {
         let parts = try adapter.makeRequest(request, for: answering, stream: false)
         let response = try await transport.send(parts, timeout: .seconds(30))
         guard response.status == 200 else {
             throw BenchError("direct call answered HTTP \(response.status)")
         }
-        let body = try await response.body.collect(upTo: 32 << 20)
-        return try adapter.decodeResponse(body, headers: response.headers, for: answering)
+        return response
     }
 
     /// The baseline with the body bounded as the chain bounds it on AsyncHTTPClientTransport: read in a task of
@@ -83,11 +89,7 @@ public struct NetworkFixture: Sendable {
     /// chain also arms a timer for that task when it has to wait; this does not.) Tells the price of bounding the
     /// body from the chain's own bookkeeping.
     public func boundedDirect() async throws -> ChatResponse {
-        let parts = try adapter.makeRequest(request, for: answering, stream: false)
-        let response = try await transport.send(parts, timeout: .seconds(30))
-        guard response.status == 200 else {
-            throw BenchError("bounded direct call answered HTTP \(response.status)")
-        }
+        let response = try await sendAnswering()
         let adapter = self.adapter
         let answering = self.answering
         let reader = Task.immediate {
