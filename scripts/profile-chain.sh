@@ -2,7 +2,7 @@
 # Runs Benchmarks' ChainProfile (the chain's overhead over a direct call, rounds of each interleaved in one process)
 # against BenchMockServer in a process of its own, optionally under a profiler.
 #
-# Usage: scripts/profile-chain.sh [compare|compare-bounded|direct|bounded|chain|failover] [calls per round] [rounds]
+# Usage: scripts/profile-chain.sh [compare|compare-bounded|paired|direct|bounded|chain|failover] [calls per round] [rounds] [paths, for paired]
 #   PROFILER="perf record -g -o /tmp/chain.perf" scripts/profile-chain.sh chain 1000 20
 #   PROFILER="heaptrack -o /tmp/chain" scripts/profile-chain.sh chain 1000 5
 #   PROFILER="valgrind --tool=callgrind --callgrind-out-file=/tmp/chain.cg" scripts/profile-chain.sh chain 100 1
