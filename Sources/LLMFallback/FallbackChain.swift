@@ -238,37 +238,49 @@ public final class FallbackChain: Sendable {
     /// - Throws: As ``chat(_:system:temperature:maxTokens:)``.
     public func chat(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> ChatResponse {
         let tracing = ChainTracing()
+        // With the no-op tracer, one async closure layer fewer.
+        if tracing.isNoOp { return try await answer(request, options: options, tracing: tracing, span: ChainTracing.noOpSpan) }
         return try await tracing.withSpan("llm_fallback.chat") { span in
-            requestCounter.increment()
-            let run = makeExecution(options, request: request, tracing: tracing)
-            defer { run.end() }
-            let outcome: Outcome<ChatResponse>
-            if let hedging = configuration.hedging, options.allowFailover, run.planned.count > 1 {
-                outcome = try await hedged(run, hedging: hedging, span: span) { entry, resolved, timeout, _ in
-                    await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
-                }
-            } else {
-                // A closure literal for a parameter that does not escape: its context lives on the stack.
-                outcome = try await execute(run, span: span) { entry, resolved, timeout, _ in
-                    await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout)
-                }
-            }
-            var response = outcome.value
-            response.latency = outcome.latency
-            response.attempts = outcome.trace.count
-            response.trace = outcome.trace
-            response.route = outcome.route
-            response.providerName = entry(outcome.index).provider.name
-            if span.isRecording {
-                span.attributes["llm_fallback.provider"] = response.providerName
-                span.attributes["llm_fallback.attempts"] = response.attempts
-            }
-            if let onSuccess {
-                let copy = response
-                callbacks.dispatch { onSuccess(copy) }
-            }
-            return response
+            try await answer(request, options: options, tracing: tracing, span: span)
         }
+    }
+
+    /// One chat request, in the request's span.
+    func answer(_ request: ChatRequest, options: RequestOptions, tracing: ChainTracing, span: any Span) async throws -> ChatResponse {
+        requestCounter.increment()
+        let run = makeExecution(options, request: request, tracing: tracing)
+        defer { run.end() }
+        let outcome: Outcome<ChatResponse>
+        if let hedging = configuration.hedging, options.allowFailover, run.planned.count > 1 {
+            outcome = try await hedged(run, hedging: hedging, span: span) { entry, resolved, timeout, context in
+                await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout, started: context.started)
+            }
+        } else {
+            // A closure literal for a parameter that does not escape: its context lives on the stack.
+            outcome = try await execute(run, span: span) { entry, resolved, timeout, context in
+                await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout, started: context.started)
+            }
+        }
+        let latency = outcome.latency
+        let trace = outcome.trace
+        let route = outcome.route
+        let providerName = entry(outcome.index).provider.name
+        // Moved out, not copied: a copy retains, and the outcome's release then releases, every field of the answer.
+        var response = (consume outcome).value
+        response.latency = latency
+        response.attempts = trace.count
+        response.trace = trace
+        response.route = route
+        response.providerName = providerName
+        if span.isRecording {
+            span.attributes["llm_fallback.provider"] = response.providerName
+            span.attributes["llm_fallback.attempts"] = response.attempts
+        }
+        if let onSuccess {
+            let copy = response
+            callbacks.dispatch { onSuccess(copy) }
+        }
+        return response
     }
 
     /// The health of every provider, in configured order.
@@ -307,6 +319,8 @@ public final class FallbackChain: Sendable {
         var retry: Int
         var previousFailure: ProviderError?
         var trace: [AttemptRecord]
+        /// When the attempt began, on the chain's clock.
+        var started: Duration
     }
 
     /// Orders the candidates of one request.

@@ -56,23 +56,31 @@ final class ChainEntry: Sendable {
 }
 
 /// A type-erased clock measured as offsets from the chain's creation.
-struct ChainClock: Sendable {
-    let now: @Sendable () -> Duration
+///
+/// The real clock (`ContinuousClock`, the default) is read directly: the engine reads the time several times per
+/// attempt, and through a closure over a generic clock each reading was an unspecialised call with `Clock`'s
+/// witnesses (perf: about a twentieth of the chain's own time on the first-provider path). A class: the chain reads
+/// it through its `let` property, and a struct of closures was copied (and its closures retained) on every reading.
+final class ChainClock: Sendable {
+    /// The real clock's instant the offsets count from; `nil` for an injected clock.
+    private let realOrigin: ContinuousClock.Instant?
+    private let injectedNow: @Sendable () -> Duration
     let sleepUntil: @Sendable (Duration) async throws -> Void
     let scheduleAt: @Sendable (Duration, @escaping @Sendable () -> Void) -> ScheduledAction
     /// Whether this is the real clock (`ContinuousClock`), on which the transports' own deadlines run too.
-    let isReal: Bool
+    var isReal: Bool { realOrigin != nil }
 
     init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let origin = clock.now
-        let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
-        self.now = now
-        isReal = C.self == ContinuousClock.self
-        if isReal {
+        let injectedNow: @Sendable () -> Duration = { origin.duration(to: clock.now) }
+        self.injectedNow = injectedNow
+        if C.self == ContinuousClock.self, let realOrigin = origin as? ContinuousClock.Instant {
+            self.realOrigin = realOrigin
             // The real clock sleeps and schedules on event loop timers: see EventLoopSleep for why not Task.sleep.
-            sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - now()) }
-            scheduleAt = { offset, action in ScheduledAction.onEventLoop(after: offset - now(), action) }
+            sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - realOrigin.duration(to: .now)) }
+            scheduleAt = { offset, action in ScheduledAction.onEventLoop(after: offset - realOrigin.duration(to: .now), action) }
         } else {
+            realOrigin = nil
             sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
             scheduleAt = { offset, action in
                 .task(
@@ -87,6 +95,12 @@ struct ChainClock: Sendable {
                 )
             }
         }
+    }
+
+    /// The time since the chain's creation.
+    func now() -> Duration {
+        if let realOrigin { return realOrigin.duration(to: .now) }
+        return injectedNow()
     }
 
     /// Runs `action` at `offset` unless cancelled first.
@@ -118,7 +132,7 @@ struct ChainTracing: Sendable {
         isNoOp = instrument == ObjectIdentifier(NoOpInstrument.self) || instrument == ObjectIdentifier(NoOpTracer.self)
     }
 
-    private static let noOpSpan: any Span = NoOpTracer.NoOpSpan(context: .topLevel)
+    static let noOpSpan: any Span = NoOpTracer.NoOpSpan(context: .topLevel)
 
     func withSpan<T>(_ operationName: String, _ operation: (any Span) async throws -> T) async rethrows -> T {
         if isNoOp { return try await operation(Self.noOpSpan) }

@@ -3,8 +3,9 @@ import NIOCore
 import NIOHTTP1
 
 extension FallbackChain {
-    func chatAttempt(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> AttemptResult<ChatResponse> {
-        let started = clock.now()
+    func chatAttempt(
+        entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration, started: Duration
+    ) async -> AttemptResult<ChatResponse> {
         let result: AttemptResult<ChatResponse>
         if transportBoundsResponseHead {
             result = await headBoundedChat(entry: entry, resolved: resolved, request: request, timeout: timeout, started: started)
@@ -13,10 +14,12 @@ extension FallbackChain {
                 await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
             }
         }
-        if case .success(let response, _) = result {
+        switch consume result {
+        case .success(let response, _):
             return .success(response, latency: Self.normalisedLatency(clock.now() - started, completionTokens: response.usage?.completionTokens))
+        case let other:
+            return other
         }
-        return result
     }
 
     /// One attempt whose wait for the response head the transport bounds by `timeout` (one of the package's
@@ -139,8 +142,8 @@ extension FallbackChain {
                 return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
             }
             let limit = configuration.maxResponseBytes
-            if let length = response.headers.first(name: "content-length").flatMap({ Int($0) }), length > limit {
-                // Announced too large: refused before its body is waited for.
+            if !response.body.isInMemory, let length = response.headers.first(name: "content-length").flatMap({ Int($0) }), length > limit {
+                // Announced too large: refused before its body is waited for (a body already in memory is measured).
                 throw ProviderError(.invalidResponse, message: "response body larger than \(limit) bytes")
             }
             let body = try await response.body.collect(upTo: limit)

@@ -164,7 +164,7 @@ extension FallbackChain {
             if let deadline { timeout = min(timeout, deadline - now) }
             chain.emit(.attemptStarted(provider: entry.provider, number: leg.retry + 1))
             let trace = state.locked { $0.trace }
-            return (timeout, AttemptContext(number: trace.count + 1, retry: leg.retry, previousFailure: leg.previous?.error, trace: trace))
+            return (timeout, AttemptContext(number: trace.count + 1, retry: leg.retry, previousFailure: leg.previous?.error, trace: trace, started: now))
         }
 
         /// Whether the retry `leg` decided on may still go after its wait: admission is asked again, as another
@@ -189,7 +189,9 @@ extension FallbackChain {
         }
 
         /// Records an attempt's result and decides what comes next.
-        func finish<Value: Sendable>(_ result: AttemptResult<Value>, entry: ChainEntry, leg: Leg, attemptStart: Duration, span: any Span) throws -> Decision<Value> {
+        func finish<Value: Sendable>(
+            _ result: consuming AttemptResult<Value>, entry: ChainEntry, leg: Leg, attemptStart: Duration, span: any Span
+        ) throws -> Decision<Value> {
             defer { leg.releaseForcedProbe() }
             let now = chain.clock.now()
             let duration = now - attemptStart
@@ -197,7 +199,8 @@ extension FallbackChain {
             let index = leg.index
             let isProbe = leg.isProbe
             let number = leg.retry + 1
-            switch result {
+            // Consumed: the answer moves into the outcome, uncopied.
+            switch consume result {
             case .success(let value, let latency):
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .success, duration: duration)
                 let (trace, failovers) = state.locked { state -> ([AttemptRecord], Int) in
@@ -345,16 +348,21 @@ extension FallbackChain {
             guard let (entry, resolved) = run.nextCandidate(for: leg, passOver: passOver) else { return nil }
             while true {
                 guard let (timeout, context) = run.beginAttempt(entry, leg: leg) else { return nil }
-                let attemptStart = clock.now()
-                let result = await run.tracing.withSpan("llm_fallback.attempt") { attemptSpan in
-                    Self.describe(attemptSpan, entry: entry, number: context.retry + 1)
-                    let result = await attempt(entry, resolved, timeout, context)
-                    if case .failure(let error, _) = result {
-                        attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
+                let result: AttemptResult<Value>
+                if run.tracing.isNoOp {
+                    // No span to describe: one async closure layer fewer on every attempt.
+                    result = await attempt(entry, resolved, timeout, context)
+                } else {
+                    result = await run.tracing.withSpan("llm_fallback.attempt") { attemptSpan in
+                        Self.describe(attemptSpan, entry: entry, number: context.retry + 1)
+                        let result = await attempt(entry, resolved, timeout, context)
+                        if case .failure(let error, _) = result {
+                            attemptSpan.setStatus(SpanStatus(code: .error, message: error.kind.label))
+                        }
+                        return result
                     }
-                    return result
                 }
-                switch try run.finish(result, entry: entry, leg: leg, attemptStart: attemptStart, span: span) {
+                switch try run.finish(result, entry: entry, leg: leg, attemptStart: context.started, span: span) {
                 case .done(let outcome):
                     return outcome
                 case .retry(let wakeAt):
@@ -371,9 +379,14 @@ extension FallbackChain {
 
     /// Runs one request with a single leg.
     func execute<Value: Sendable>(_ run: Execution, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
-        if let outcome = try await drive(run, span: span, attempt: attempt) { return outcome }
-        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
-        throw run.allFailed()
+        // A switch over the result moves the outcome out; `if let` copied it and then destroyed the optional.
+        switch try await drive(run, span: span, attempt: attempt) {
+        case .some(let outcome):
+            return outcome
+        case .none:
+            span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+            throw run.allFailed()
+        }
     }
 
     /// Plans a request: its order (with latency exploration bounded) and its one deadline.
