@@ -334,6 +334,11 @@ public final class FallbackChain: Sendable {
             candidates = candidates.filter { seen.insert($0).inserted }
         }
         let strategy = configuration.strategy
+        if case .ordered = strategy.base {
+            // The configured order: no routing state to read or advance, so no lock.
+            if !options.allowFailover, let first = candidates.first { return [first] }
+            return candidates
+        }
         let latencies: [Double?]
         if case .latency = strategy.base {
             latencies = health.latencies(now: clock.now())

@@ -21,6 +21,9 @@ final class ChainEntry: Sendable {
     /// Whether this provider refused a prefill (a `400` to a continuation): it is not asked to continue again.
     let refusedPrefill = Atomic<Bool>(false)
     let resolved: Result<ResolvedProvider, ProviderError>
+    /// The resolved provider, `nil` when resolution failed. The engine passes it from here, borrowed: taken out of
+    /// `resolved` it was copied (every field retained, and released again) on every request.
+    let resolvedProvider: ResolvedProvider?
     let adapter: any ProviderAdapter
     let metrics: Metrics
 
@@ -30,9 +33,11 @@ final class ChainEntry: Sendable {
         do {
             let resolved = try provider.resolved(environment: environment)
             self.resolved = .success(resolved)
+            self.resolvedProvider = resolved
             self.adapter = resolved.kind.wireFormat.adapter
         } catch {
             self.resolved = .failure(error)
+            self.resolvedProvider = nil
             self.adapter = OpenAIAdapter()
         }
         let dimensions = [("provider", provider.name), ("model", provider.model)]
