@@ -58,13 +58,15 @@ extension FallbackChain {
     /// speak Anthropic Messages, through `POST /v1/messages/count_tokens`), failing over among them in the chain's
     /// order; when none can, ``TokenCount/estimate(for:)``, marked as an estimate.
     ///
-    /// A count is not an answer: it leaves breakers, latency figures and retry budgets alone, and it asks only a
-    /// provider whose breaker is closed and that set no `Retry-After` window.
+    /// A count is not an answer: it leaves breakers, latency figures, retry budgets and the routing strategy's
+    /// rotation alone, and it asks only a provider whose breaker is closed and that set no `Retry-After` window.
     ///
     /// - Throws: The provider's ``ProviderError`` when it refused the request itself (``ProviderError/Kind/invalidRequest``,
     ///   a client error that another provider would refuse too); `CancellationError` when cancelled.
     public func countTokens(_ request: ChatRequest, options: RequestOptions = .init()) async throws -> TokenCount {
-        for index in plan(options) {
+        // The chain's order, not the routing strategy's: a count is not a request, and takes no turn of a rotation.
+        let order = candidates(named: options.providers)
+        for index in options.allowFailover ? order[...] : order.prefix(1) {
             try Task.checkCancellation()
             let entry = entries[index]
             guard case .success(let resolved) = entry.resolved, resolved.kind.wireFormat == .anthropic else { continue }

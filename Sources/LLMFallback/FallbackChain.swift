@@ -323,16 +323,19 @@ public final class FallbackChain: Sendable {
         var started: Duration
     }
 
+    /// The providers a request may use, in the chain's order: all of them, or those `names` names (by name or
+    /// kind, in its order).
+    func candidates(named names: [String]?) -> [Int] {
+        guard let names else { return configuredOrder }
+        var seen = Set<Int>()
+        return names.flatMap { name in
+            entries.indices.filter { entries[$0].provider.name == name || entries[$0].provider.kind == name }
+        }.filter { seen.insert($0).inserted }
+    }
+
     /// Orders the candidates of one request.
     func plan(_ options: RequestOptions) -> [Int] {
-        var candidates = configuredOrder
-        if let names = options.providers {
-            candidates = names.flatMap { name in
-                entries.indices.filter { entries[$0].provider.name == name || entries[$0].provider.kind == name }
-            }
-            var seen = Set<Int>()
-            candidates = candidates.filter { seen.insert($0).inserted }
-        }
+        let candidates = candidates(named: options.providers)
         let strategy = configuration.strategy
         if case .ordered = strategy.base {
             // The configured order: no routing state to read or advance, so no lock.

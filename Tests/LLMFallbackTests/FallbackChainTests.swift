@@ -648,6 +648,29 @@ func config(
         }
     }
 
+    @Test("a token count is not a request: it asks in the chain's order and leaves the round-robin turn alone")
+    func countTokensLeavesTheRotationAlone() async throws {
+        try await withServer { server in
+            func anthropic(_ model: String) -> Provider {
+                var provider = Provider("anthropic", model: model, apiKey: "sk-ant-test", baseURL: server.baseURL, timeout: .seconds(10), maxRetries: 0)
+                provider.name = model
+                return provider
+            }
+            for model in ["a", "b"] { server.script(model, .text("hello")) }
+            let chain = FallbackChain(
+                [anthropic("a"), anthropic("b")], configuration: { var c = config(); c.strategy = .roundRobin; return c }())
+            #expect(try await chain.chat("hi").providerName == "a")
+            server.script("a", .raw(status: 200, body: #"{"input_tokens":7}"#))
+            server.script("b", .raw(status: 200, body: #"{"input_tokens":7}"#))
+            let count = try await chain.countTokens(ChatRequest(prompt: "hi"))
+            #expect(count == TokenCount(inputTokens: 7, isEstimate: false, providerName: "a", model: "a"))
+            for model in ["a", "b"] { server.script(model, .text("hello")) }
+            // The rotation goes on where the chats left it.
+            #expect(try await chain.chat("hi").providerName == "b")
+            #expect(try await chain.chat("hi").providerName == "a")
+        }
+    }
+
     @Test func weightedSharesFollowTheWeights() async throws {
         try await withServer { server in
             var heavy = server.openAI("heavy")
