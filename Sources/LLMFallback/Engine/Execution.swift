@@ -203,7 +203,7 @@ extension FallbackChain {
             let index = leg.index
             let isProbe = leg.isProbe
             let number = leg.retry + 1
-            // Consumed: the answer moves into the outcome, uncopied.
+            // Consumed, so the answer may move into the outcome rather than be copied.
             switch consume result {
             case .success(let value, let latency):
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .success, duration: duration)
