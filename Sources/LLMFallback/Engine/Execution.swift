@@ -393,7 +393,6 @@ extension FallbackChain {
 
     /// Runs one request with a single leg.
     func execute<Value: Sendable>(_ run: Execution, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
-        // A switch over the result moves the outcome out; `if let` copied it and then destroyed the optional.
         // The request was planned just now, with nothing awaited since: its reading of the clock is current.
         switch try await drive(run, span: span, reading: run.createdAt, attempt: attempt) {
         case .some(let outcome):
