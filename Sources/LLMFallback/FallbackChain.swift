@@ -261,18 +261,12 @@ public final class FallbackChain: Sendable {
                 await self.chatAttempt(entry: entry, resolved: resolved, request: request, timeout: timeout, started: context.started)
             }
         }
-        let latency = outcome.latency
-        let trace = outcome.trace
-        let route = outcome.route
-        let providerName = entry(outcome.index).provider.name
-        // The outcome's last use, so its answer may move rather than be copied (perf of a release build still shows
-        // one copy of the answer here: the optimizer decides).
-        var response = (consume outcome).value
-        response.latency = latency
-        response.attempts = trace.count
-        response.trace = trace
-        response.route = route
-        response.providerName = providerName
+        var response = outcome.value
+        response.latency = outcome.latency
+        response.attempts = outcome.trace.count
+        response.trace = outcome.trace
+        response.route = outcome.route
+        response.providerName = entry(outcome.index).provider.name
         if span.isRecording {
             span.attributes["llm_fallback.provider"] = response.providerName
             span.attributes["llm_fallback.attempts"] = response.attempts

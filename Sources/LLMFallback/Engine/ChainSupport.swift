@@ -67,25 +67,32 @@ final class ChainEntry: Sendable {
 /// witnesses (perf: about a twentieth of the chain's own time on the first-provider path). A class: the chain reads
 /// it through its `let` property, and a struct of closures was copied (and its closures retained) on every reading.
 final class ChainClock: Sendable {
-    /// The real clock's instant the offsets count from; `nil` for an injected clock.
-    private let realOrigin: ContinuousClock.Instant?
-    private let injectedNow: @Sendable () -> Duration
+    private enum Source {
+        /// The real clock, and the instant the offsets count from.
+        case real(origin: ContinuousClock.Instant)
+        /// An injected clock, read through its witnesses.
+        case injected(now: @Sendable () -> Duration)
+    }
+
+    private let source: Source
     let sleepUntil: @Sendable (Duration) async throws -> Void
     let scheduleAt: @Sendable (Duration, @escaping @Sendable () -> Void) -> ScheduledAction
+
     /// Whether this is the real clock (`ContinuousClock`), on which the transports' own deadlines run too.
-    var isReal: Bool { realOrigin != nil }
+    var isReal: Bool {
+        if case .real = source { return true }
+        return false
+    }
 
     init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let origin = clock.now
-        let injectedNow: @Sendable () -> Duration = { origin.duration(to: clock.now) }
-        self.injectedNow = injectedNow
         if C.self == ContinuousClock.self, let realOrigin = origin as? ContinuousClock.Instant {
-            self.realOrigin = realOrigin
+            source = .real(origin: realOrigin)
             // The real clock sleeps and schedules on event loop timers: see EventLoopSleep for why not Task.sleep.
             sleepUntil = { offset in try await EventLoopSleep.sleep(for: offset - realOrigin.duration(to: .now)) }
             scheduleAt = { offset, action in ScheduledAction.onEventLoop(after: offset - realOrigin.duration(to: .now), action) }
         } else {
-            realOrigin = nil
+            source = .injected(now: { origin.duration(to: clock.now) })
             sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
             scheduleAt = { offset, action in
                 .task(
@@ -104,8 +111,10 @@ final class ChainClock: Sendable {
 
     /// The time since the chain's creation.
     func now() -> Duration {
-        if let realOrigin { return realOrigin.duration(to: .now) }
-        return injectedNow()
+        switch source {
+        case .real(let origin): return origin.duration(to: .now)
+        case .injected(let now): return now()
+        }
     }
 
     /// Runs `action` at `offset` unless cancelled first.

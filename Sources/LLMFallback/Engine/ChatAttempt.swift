@@ -14,12 +14,10 @@ extension FallbackChain {
                 await self.performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
             }
         }
-        switch consume result {
-        case .success(let response, _):
+        if case .success(let response, _) = result {
             return .success(response, latency: Self.normalisedLatency(clock.now() - started, completionTokens: response.usage?.completionTokens))
-        case let other:
-            return other
         }
+        return result
     }
 
     /// One attempt whose wait for the response head the transport bounds by `timeout` (one of the package's

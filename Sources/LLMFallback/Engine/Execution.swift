@@ -194,7 +194,7 @@ extension FallbackChain {
 
         /// Records an attempt's result and decides what comes next.
         func finish<Value: Sendable>(
-            _ result: consuming AttemptResult<Value>, entry: ChainEntry, leg: Leg, attemptStart: Duration, span: any Span
+            _ result: AttemptResult<Value>, entry: ChainEntry, leg: Leg, attemptStart: Duration, span: any Span
         ) throws -> Decision<Value> {
             defer { leg.releaseForcedProbe() }
             let now = chain.clock.now()
@@ -203,8 +203,7 @@ extension FallbackChain {
             let index = leg.index
             let isProbe = leg.isProbe
             let number = leg.retry + 1
-            // Consumed, so the answer may move into the outcome rather than be copied.
-            switch consume result {
+            switch result {
             case .success(let value, let latency):
                 let record = AttemptRecord(provider: entry.provider.name, model: entry.provider.model, number: number, outcome: .success, duration: duration)
                 let (trace, failovers) = state.locked { state -> ([AttemptRecord], Int) in
@@ -394,13 +393,9 @@ extension FallbackChain {
     /// Runs one request with a single leg.
     func execute<Value: Sendable>(_ run: Execution, span: any Span, attempt: Attempt<Value>) async throws -> Outcome<Value> {
         // The request was planned just now, with nothing awaited since: its reading of the clock is current.
-        switch try await drive(run, span: span, reading: run.createdAt, attempt: attempt) {
-        case .some(let outcome):
-            return outcome
-        case .none:
-            span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
-            throw run.allFailed()
-        }
+        if let outcome = try await drive(run, span: span, reading: run.createdAt, attempt: attempt) { return outcome }
+        span.setStatus(SpanStatus(code: .error, message: "all providers failed"))
+        throw run.allFailed()
     }
 
     /// Plans a request: its order (with latency exploration bounded) and its one deadline.
