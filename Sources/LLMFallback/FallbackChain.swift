@@ -46,6 +46,10 @@ public final class FallbackChain: Sendable {
     /// they are given, and the clock the real one, which their deadlines share: then a chat attempt sends in the
     /// request's own task and only a body still arriving runs in a child the attempt's expiry can cancel.
     let transportBoundsResponseHead: Bool
+    /// The transport, when it is ``NIOHTTPClientTransport`` on the real clock: it bounds a chat attempt's body
+    /// as well as its head (``NIOHTTPClientTransport/send(_:timeout:boundingBody:)``), so the attempt needs no
+    /// task or timer of its own at all.
+    let bodyBoundingTransport: NIOHTTPClientTransport?
     let clock: ChainClock
     let logger: Logger
     let callbacks: CallbackDispatcher
@@ -124,6 +128,7 @@ public final class FallbackChain: Sendable {
         self.transport = transport
         self.clock = chainClock
         self.transportBoundsResponseHead = chainClock.isReal && (transport is AsyncHTTPClientTransport || transport is NIOHTTPClientTransport)
+        self.bodyBoundingTransport = chainClock.isReal ? transport as? NIOHTTPClientTransport : nil
         self.logger = logger
         self.callbacks = CallbackDispatcher()
         self.onFailover = onFailover

@@ -104,6 +104,8 @@ struct EventLoopSleepTests {
                     configuration: config(), transport: transport
                 )
                 #expect(chain.transportBoundsResponseHead)
+                // On NIO the transport bounds the body itself; on AsyncHTTPClient the attempt's expiry does.
+                #expect((chain.bodyBoundingTransport != nil) == (transportName == "NIO"))
                 let started = ContinuousClock.now
                 let response = try await chain.chat("hello")
                 #expect(response.content == "from backup", "\(model)")
@@ -189,11 +191,15 @@ struct EventLoopSleepTests {
 
     /// The body read runs in a task of its own: a caller's cancellation reaches it, ends the chat at once and
     /// releases the request.
-    @Test("cancelling a chat while its body arrives cancels the body read", .timeLimit(.minutes(1)))
-    func cancellingTheBodyRead() async throws {
+    @Test(
+        "cancelling a chat while its body arrives cancels the body read, on both transports",
+        .timeLimit(.minutes(1)),
+        arguments: ["AsyncHTTPClient", "NIO"])
+    func cancellingTheBodyRead(transportName: String) async throws {
         try await withServer { server in
             server.script("slow", [.stallAfter(chunks: 1, text: "one two three")])
-            let chain = FallbackChain([server.openAI("slow", timeout: .seconds(300))], configuration: config(), transport: AsyncHTTPClientTransport())
+            let transport: any HTTPTransport = transportName == "NIO" ? NIOHTTPClientTransport() : AsyncHTTPClientTransport()
+            let chain = FallbackChain([server.openAI("slow", timeout: .seconds(300))], configuration: config(), transport: transport)
             let started = ContinuousClock.now
             let chat = Task { try await chain.chat("hello") }
             try await server.waitForRequests(1)

@@ -268,6 +268,68 @@ import Testing
         }
     }
 
+    /// `send(_:timeout:boundingBody:)`, the chain's path for a non-streamed attempt: the timeout goes on past the
+    /// head to the body. A body that stops halfway fails for its reader as a timeout, the connection closes and the
+    /// server sees the request abandoned; without the bound the read would wait for ever (the time limit fails it).
+    @Test(.timeLimit(.minutes(1)))
+    func theBodyBoundFailsABodyThatStopsHalfway() async throws {
+        try await withServer { server in
+            let transport = NIOHTTPClientTransport()
+            server.script("stalls", .stallAfter(chunks: 1, text: "one two three four"))
+            let response = try await transport.send(openAIRequest(server, model: "stalls"), timeout: .seconds(1), boundingBody: true)
+            #expect(response.status == 200)
+            await #expect {
+                _ = try await response.body.collect(upTo: 1 << 20)
+            } throws: { error in
+                let error = error as? ProviderError
+                return error?.kind == .timeout && error?.message.contains("no complete response within") == true
+            }
+            try await server.waitForAbandonedRequests(1)
+            try await waitUntil { transport.openConnections == 0 }
+        }
+    }
+
+    /// A body that arrives whole within the bound is read whole, its connection goes back to the pool, and the
+    /// bound is gone with it: the connection serves the next request after the first one's timeout has passed.
+    @Test(.timeLimit(.minutes(1)))
+    func aBodyThatArrivesInTimeIsReadWholeAndItsConnectionReused() async throws {
+        try await withServer { server in
+            let transport = NIOHTTPClientTransport()
+            let text = Array(repeating: "word", count: 40).joined(separator: " ")
+            server.script("parts", [.chunkDelay(.milliseconds(5), .text(text)), .text("again")])
+            let response = try await transport.send(openAIRequest(server, model: "parts"), timeout: .milliseconds(500), boundingBody: true)
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            #expect(body.contains("word"))
+            try await waitUntil { transport.idleConnections == 1 }
+            // Past the first request's deadline: a timer left armed would have nothing to end but must not
+            // touch the connection, which the second request now uses.
+            try await Task.sleep(for: .milliseconds(600))
+            let again = try await transport.send(openAIRequest(server, model: "parts"), timeout: .seconds(10), boundingBody: true)
+            #expect(String(buffer: try await again.body.collect(upTo: 1 << 20)).contains("again"))
+            #expect(transport.openConnections == 1)
+        }
+    }
+
+    /// Cancelling the task that reads a bounded body ends the read at once with `CancellationError` (not a
+    /// timeout) and closes the connection.
+    @Test(.timeLimit(.minutes(1)))
+    func cancellingTheReadOfABoundedBodyIsACancellation() async throws {
+        try await withServer { server in
+            let transport = NIOHTTPClientTransport()
+            server.script("stalls", .stallAfter(chunks: 1, text: "one two three four"))
+            let firstPart = Recorder<Int>()
+            let task = Task {
+                let response = try await transport.send(openAIRequest(server, model: "stalls"), timeout: .seconds(300), boundingBody: true)
+                for try await part in response.body { firstPart.append(part.readableBytes) }
+            }
+            try await firstPart.wait(for: 1)
+            task.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await task.value }
+            try await server.waitForAbandonedRequests(1)
+            try await waitUntil { transport.openConnections == 0 }
+        }
+    }
+
     @Test func anAlreadyCancelledTaskSendsNothing() async throws {
         try await withServer { server in
             let transport = NIOHTTPClientTransport()

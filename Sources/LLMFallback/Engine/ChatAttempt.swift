@@ -7,7 +7,9 @@ extension FallbackChain {
         entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration, started: Duration
     ) async -> AttemptResult<ChatResponse> {
         let result: AttemptResult<ChatResponse>
-        if transportBoundsResponseHead {
+        if let bodyBoundingTransport {
+            result = await transportBoundedChat(bodyBoundingTransport, entry: entry, resolved: resolved, request: request, timeout: timeout)
+        } else if transportBoundsResponseHead {
             result = await headBoundedChat(entry: entry, resolved: resolved, request: request, timeout: timeout, started: started)
         } else {
             result = await expiring(started: started, timeout: timeout) {
@@ -18,6 +20,21 @@ extension FallbackChain {
             return .success(response, latency: Self.normalisedLatency(clock.now() - started, completionTokens: response.usage?.completionTokens))
         }
         return result
+    }
+
+    /// One attempt the transport bounds end to end, head and body, by `timeout`: sent and read in this task, with
+    /// no task or timer of the chain's (a body the timeout cuts fails as a ``ProviderError/Kind/timeout``).
+    func transportBoundedChat(
+        _ transport: NIOHTTPClientTransport, entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration
+    ) async -> AttemptResult<ChatResponse> {
+        let response: TransportResponse
+        do {
+            let parts = try entry.adapter.makeRequest(request, for: resolved, stream: false)
+            response = try await transport.send(parts, timeout: timeout, boundingBody: true)
+        } catch {
+            return Self.attemptResult(for: error)
+        }
+        return await readChat(response, entry: entry, resolved: resolved, request: request)
     }
 
     /// One attempt whose wait for the response head the transport bounds by `timeout` (one of the package's
@@ -135,7 +152,14 @@ extension FallbackChain {
     func readChat(_ response: TransportResponse, entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest) async -> AttemptResult<ChatResponse> {
         do {
             guard (200..<300).contains(response.status) else {
-                let body = (try? await response.body.collect(upTo: Self.maxErrorBodyBytes)) ?? ByteBuffer()
+                let body: ByteBuffer
+                do {
+                    body = try await response.body.collect(upTo: Self.maxErrorBodyBytes)
+                } catch let error as ProviderError where error.kind == .timeout {
+                    throw error  // a transport that bounds the body: the attempt timed out, as the chain's expiry says
+                } catch {
+                    body = ByteBuffer()
+                }
                 if Task.isCancelled { return .cancelled }
                 return .failure(entry.adapter.classifyError(status: response.status, headers: response.headers, body: body), forceFailover: false)
             }

@@ -182,7 +182,7 @@ final class HTTP1Connection: ChannelDuplexHandler, @unchecked Sendable {
             let body = StreamedResponseBody(connection: self, initial: initial, highWater: pool.configuration.maximumBufferedBodyBytes)
             self.body = body
             let response = TransportResponse(status: Int(head.status.code), headers: head.headers, body: ResponseBody(streaming: body))
-            if request?.succeed(response) != true {
+            if request?.succeed(response, streaming: body) != true {
                 self.body = nil
                 run(machine.bodyCancelled())
             }

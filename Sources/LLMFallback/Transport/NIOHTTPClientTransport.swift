@@ -125,6 +125,14 @@ public struct NIOHTTPClientTransport: HTTPTransport {
     ///   for a URL that is not `http` or `https` or a header that may not be sent (nothing is sent then); and
     ///   `CancellationError` when the task is cancelled (the connection is then closed).
     public func send(_ request: HTTPRequestParts, timeout: Duration) async throws -> TransportResponse {
+        try await send(request, timeout: timeout, boundingBody: false)
+    }
+
+    /// As ``send(_:timeout:)``; with `boundingBody`, `timeout` bounds the body too: a body still arriving when it
+    /// passes fails for its reader with a ``ProviderError/Kind/timeout`` error ("no complete response within"),
+    /// and the connection closes. The chain bounds a non-streamed attempt so, end to end, with no task or timer
+    /// of its own.
+    func send(_ request: HTTPRequestParts, timeout: Duration, boundingBody: Bool) async throws -> TransportResponse {
         let target = try RequestTarget(parsing: request.url)
         var headers = request.headers
         if !headers.contains(name: "host") {
@@ -140,7 +148,8 @@ public struct NIOHTTPClientTransport: HTTPTransport {
             head: head,
             body: request.body,
             closeAfter: closeAfter,
-            timeout: timeout
+            timeout: timeout,
+            boundsBody: boundingBody
         )
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<TransportResponse, any Error>) in

@@ -9,6 +9,8 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
         /// Not yet on a connection: leasing, connecting or waiting for a connection.
         case pending
         case executing(HTTP1Connection)
+        /// The head is in and the request's timer goes on to bound `body` (``boundsBody``).
+        case readingBody(StreamedResponseBody)
         case finished
     }
 
@@ -32,6 +34,8 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     let closeAfter: Bool
     let timeout: Duration
     let deadline: NIODeadline
+    /// The timeout bounds the whole response, its body included, not only the wait for the head.
+    let boundsBody: Bool
     private let state = Mutex<State>(State())
 
     /// How often a request refused before anything of it was written (a connection that closed on its way to
@@ -44,7 +48,8 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
         head: HTTPRequestHead,
         body: ByteBuffer?,
         closeAfter: Bool = false,
-        timeout: Duration
+        timeout: Duration,
+        boundsBody: Bool = false
     ) {
         self.pool = pool
         self.key = key
@@ -52,6 +57,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
         self.body = body
         self.closeAfter = closeAfter
         self.timeout = timeout
+        self.boundsBody = boundsBody
         self.deadline = .now() + .nanoseconds(timeout.clampedNanoseconds)
     }
 
@@ -71,13 +77,18 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     /// Arms the request's timeout on `loop`, unless it is armed already.
     func armTimer(on loop: any EventLoop) {
         let armed = state.locked { state -> Bool in
-            if case .finished = state.phase { return true }
-            return state.timer != nil
+            switch state.phase {
+            case .finished, .readingBody: return true
+            case .pending, .executing: return state.timer != nil
+            }
         }
         if armed { return }
         guard let timer = try? loop.scheduleCallback(at: deadline, handler: self) else { return }
         let keep = state.locked { state -> Bool in
-            if case .finished = state.phase { return false }
+            switch state.phase {
+            case .finished, .readingBody: return false
+            case .pending, .executing: break
+            }
             if state.timer != nil { return false }
             state.timer = timer
             return true
@@ -104,17 +115,37 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     }
 
     /// The response head is in: resumes the caller. `false` when the request already ended.
-    func succeed(_ response: TransportResponse) -> Bool {
-        let taken = state.locked { state -> (UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?)? in
+    ///
+    /// - Parameter body: The body still arriving, if it is: when the request ``boundsBody``, its timer goes on to
+    ///   bound that body, which cancels the timer when it ends.
+    func succeed(_ response: TransportResponse, streaming body: StreamedResponseBody? = nil) -> Bool {
+        let taken = state.locked { state -> (UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, bound: Bool)? in
             guard case .executing = state.phase else { return nil }
+            defer { state.continuation = nil }
+            if boundsBody, let body, state.timer != nil {
+                state.phase = .readingBody(body)
+                return (state.continuation, nil, true)
+            }
             state.phase = .finished
-            defer { state.continuation = nil; state.timer = nil }
-            return (state.continuation, state.timer)
+            defer { state.timer = nil }
+            return (state.continuation, state.timer, false)
         }
         guard let taken else { return false }
         taken.1?.cancel()
+        if taken.bound { body?.bound(by: self) }
         taken.0?.resume(returning: response)
         return true
+    }
+
+    /// The body this request's timer bounds ended (complete, failed, cancelled or abandoned): the timer goes.
+    func bodyEnded() {
+        let timer = state.locked { state -> NIOScheduledCallback? in
+            guard case .readingBody = state.phase else { return nil }
+            state.phase = .finished
+            defer { state.timer = nil }
+            return state.timer
+        }
+        timer?.cancel()
     }
 
     /// The request failed. `retryable` only when nothing of it was written (the connection it was given had
@@ -127,7 +158,10 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             case nothing
         }
         let next = state.locked { state -> Next in
-            if case .finished = state.phase { return .nothing }
+            switch state.phase {
+            case .finished, .readingBody: return .nothing  // the head is in: what fails now is the body's
+            case .pending, .executing: break
+            }
             if retryable, state.refusals < Self.maximumRefusals {
                 state.refusals += 1
                 state.phase = .pending
@@ -182,6 +216,16 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     }
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
+        let body = state.locked { state -> StreamedResponseBody? in
+            guard case .readingBody(let body) = state.phase else { return nil }
+            state.phase = .finished
+            state.timer = nil
+            return body
+        }
+        if let body {
+            body.expire(with: ProviderError.transport(.timeout, key, "no complete response within \(timeout)"))
+            return
+        }
         end(with: ProviderError.transport(.timeout, key, "no response within \(timeout)"))
     }
 
@@ -193,6 +237,8 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             case nothing
         }
         let next = state.locked { state -> Next in
+            // The head is in: only the timer ends a body it bounds (`handleScheduledCallback`).
+            if case .readingBody = state.phase { return .nothing }
             guard state.continuation != nil else {
                 if case .finished = state.phase { return .nothing }
                 // Before `start`: it resumes at once.
@@ -216,7 +262,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             _ = pool.removeWaiter(self)
         case .executing(let connection):
             connection.eventLoop.execute { connection.abort(self) }
-        case .finished:
+        case .finished, .readingBody:
             break
         }
     }

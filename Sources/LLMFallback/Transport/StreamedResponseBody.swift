@@ -15,6 +15,9 @@ final class StreamedResponseBody: Sendable {
         var end: Result<Void, any Error>?
         var reader: UnsafeContinuation<ByteBuffer?, any Error>?
         var abandoned = false
+        /// The request whose timeout bounds this body too (``NIOHTTPClientTransport/send(_:timeout:boundingBody:)``),
+        /// told when the body ends so it cancels its timer.
+        var expiry: RequestExecution?
     }
 
     let connection: HTTP1Connection
@@ -64,14 +67,31 @@ final class StreamedResponseBody: Sendable {
 
     /// The body is complete, or failed with `error`.
     func finish(throwing error: (any Error)? = nil) {
-        let reader = state.locked { state -> UnsafeContinuation<ByteBuffer?, any Error>? in
-            guard state.end == nil else { return nil }
+        let (reader, expiry) = state.locked { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, RequestExecution?) in
+            guard state.end == nil else { return (nil, nil) }
             state.end = error.map { .failure($0) } ?? .success(())
-            defer { state.reader = nil }
-            return state.reader
+            defer { state.reader = nil; state.expiry = nil }
+            return (state.reader, state.expiry)
         }
+        expiry?.bodyEnded()
         guard let reader else { return }
         if let error { reader.resume(throwing: error) } else { reader.resume(returning: nil) }
+    }
+
+    /// Hands the bound of the body to `execution`'s timer; a body that ended already cancels it at once.
+    func bound(by execution: RequestExecution) {
+        let ended = state.locked { state -> Bool in
+            if state.end != nil || state.abandoned { return true }
+            state.expiry = execution
+            return false
+        }
+        if ended { execution.bodyEnded() }
+    }
+
+    /// The request's timeout passed: unless the whole body is here, the reader gets `error` and the connection
+    /// closes.
+    func expire(with error: any Error) {
+        fail(with: error, unlessComplete: true)
     }
 
     // MARK: The reader's side
@@ -138,15 +158,23 @@ final class StreamedResponseBody: Sendable {
 
     /// The reading task was cancelled: the body fails and, unless it was complete, the connection closes.
     func cancel() {
-        let (reader, closeConnection) = state.locked { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, Bool) in
+        fail(with: CancellationError())
+    }
+
+    /// The body fails with `error` for its reader (parts still buffered are dropped) and, unless it was complete,
+    /// the connection closes.
+    private func fail(with error: any Error, unlessComplete: Bool = false) {
+        let (reader, closeConnection, expiry) = state.locked { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, Bool, RequestExecution?) in
             let incomplete = state.end == nil
-            state.end = .failure(CancellationError())
+            if unlessComplete, !incomplete { return (nil, false, nil) }
+            state.end = .failure(error)
             state.parts.removeAll()
             state.bufferedBytes = 0
-            defer { state.reader = nil }
-            return (state.reader, incomplete)
+            defer { state.reader = nil; state.expiry = nil }
+            return (state.reader, incomplete, state.expiry)
         }
-        reader?.resume(throwing: CancellationError())
+        expiry?.bodyEnded()
+        reader?.resume(throwing: error)
         if closeConnection {
             let connection = connection
             connection.eventLoop.execute { connection.abortBody(self) }
@@ -155,12 +183,15 @@ final class StreamedResponseBody: Sendable {
 
     /// Nobody holds the body any more.
     func abandon() {
-        let incomplete = state.locked { state -> Bool in
+        let (incomplete, expiry) = state.locked { state -> (Bool, RequestExecution?) in
             state.abandoned = true
             state.parts.removeAll()
             state.bufferedBytes = 0
-            return state.end == nil
+            defer { state.expiry = nil }
+            return (state.end == nil, state.expiry)
         }
+        // Nobody is left to wait for the rest: nothing to bound.
+        expiry?.bodyEnded()
         if incomplete {
             let connection = connection
             connection.eventLoop.execute { connection.bodyAbandoned(self) }
