@@ -71,6 +71,8 @@ struct FleetTests {
         }
 
         // 1. The primary fails for A until A's breaker opens (two failures); A answers from the backup meanwhile.
+        // (The breaker opens after this reading, so time since it overstates how long it has been open.)
+        let beforeOpening = ContinuousClock.now
         try await expectBackup(a, "default", times: 2)
         #expect(server.requests(for: "primary").count == 2)
         #expect(try await a.provider("default", "primary")?.state == "open")
@@ -85,7 +87,14 @@ struct FleetTests {
         let learned = try await b.provider("default", "primary")
         #expect(learned?.learnedFrom == "peer" && learned?.learnedFromInstance == "gateway-a", "\(String(describing: learned))")
         try await expectBackup(b, "default", times: 5)
-        #expect(server.requests(for: "primary").count == 2, "B sent the primary a request")
+        // Within the recovery timeout B must not touch the primary. On a machine so loaded that these requests
+        // outlast it (the whole suite runs in parallel on two cores in CI), B's probe is due and step 3 counts it.
+        if ContinuousClock.now - beforeOpening < .seconds(2 * TestTime.scale) {
+            #expect(server.requests(for: "primary").count == 2, "B sent the primary a request")
+        } else {
+            print("two gateways: B's requests outlasted the recovery timeout; its probe is step 3's")
+            #expect(server.requests(for: "primary").count <= 3, "B sent the primary more than a probe")
+        }
 
         // 3. After the recovery timeout both keep sending requests, and exactly one probe goes to the primary
         //    (from one of the two), which fails and opens both again, for the next (doubled) period.

@@ -58,10 +58,24 @@ public final class TestPostgres: @unchecked Sendable {
         if let user = serverUser, let entry = getpwnam(user) {
             chown(directory, entry.pointee.pw_uid, entry.pointee.pw_gid)
         }
-        let server = TestPostgres(directory: directory, port: try freePort())
-        try server.run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"], deadline: .seconds(60))
-        try server.startServer()
-        return server
+        let initializer = TestPostgres(directory: directory, port: 0)
+        try initializer.run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"], deadline: .seconds(60))
+        // The free port is found by binding port 0 and closing it: until the server binds it, another process's
+        // outgoing connection can take it as its local port (the suite opens thousands on loopback in parallel),
+        // and the server then exits at once ("could not bind"). A fresh port, a few times, is the cure.
+        var failures: [String] = []
+        for _ in 0..<3 {
+            let server = TestPostgres(directory: directory, port: try freePort())
+            do {
+                try server.startServer()
+                return server
+            } catch {
+                let log = (try? String(contentsOfFile: "\(directory)/log", encoding: .utf8)) ?? ""
+                failures.append("port \(server.port): \(error); log: \(log.suffix(400))")
+            }
+        }
+        initializer.destroy()
+        throw TestPostgresError("the server did not start: \(failures.joined(separator: " | "))")
     }
 
     /// Starts the server (again) on the same port.

@@ -193,6 +193,9 @@ final class HTTP1Connection: ChannelDuplexHandler, @unchecked Sendable {
         case .finishBody(let final):
             let body = self.body
             self.body = nil
+            // Complete before the connection goes back (where the next request may take it): a timeout firing
+            // meanwhile on another loop leaves this body whole.
+            body?.willFinish()
             finish(final)
             body?.finish()
         case .failBody(let error):

@@ -122,6 +122,7 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
         let taken = state.locked { state -> (UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, bound: Bool)? in
             guard case .executing = state.phase else { return nil }
             defer { state.continuation = nil }
+            // No timer means the loop refused to schedule one (it is shutting down, and the connection with it).
             if boundsBody, let body, state.timer != nil {
                 state.phase = .readingBody(body)
                 return (state.continuation, nil, true)
@@ -216,29 +217,27 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
     }
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
-        let body = state.locked { state -> StreamedResponseBody? in
-            guard case .readingBody(let body) = state.phase else { return nil }
-            state.phase = .finished
-            state.timer = nil
-            return body
-        }
-        if let body {
-            body.expire(with: ProviderError.transport(.timeout, key, "no complete response within \(timeout)"))
-            return
-        }
-        end(with: ProviderError.transport(.timeout, key, "no response within \(timeout)"))
+        end(with: ProviderError.transport(.timeout, key, "no response within \(timeout)"), byTimer: true)
     }
 
     /// Ends the request from outside (cancellation, timeout): resumes the caller and abandons the connection.
-    private func end(with error: any Error) {
+    /// The timer (`byTimer`) also ends a body it bounds: decided under the same lock as the rest, so a head that
+    /// arrives as the timer fires either finds the request ended or leaves its body to this call.
+    private func end(with error: any Error, byTimer: Bool = false) {
         enum Next {
             case early
             case resume(UnsafeContinuation<TransportResponse, any Error>?, NIOScheduledCallback?, NIOScheduledCallback?, Phase)
+            case expire(StreamedResponseBody)
             case nothing
         }
         let next = state.locked { state -> Next in
-            // The head is in: only the timer ends a body it bounds (`handleScheduledCallback`).
-            if case .readingBody = state.phase { return .nothing }
+            if case .readingBody(let body) = state.phase {
+                // The head is in: only the timer ends the body it bounds.
+                guard byTimer else { return .nothing }
+                state.phase = .finished
+                state.timer = nil
+                return .expire(body)
+            }
             guard state.continuation != nil else {
                 if case .finished = state.phase { return .nothing }
                 // Before `start`: it resumes at once.
@@ -251,6 +250,10 @@ final class RequestExecution: NIOScheduledCallbackHandler, Sendable {
             state.phase = .finished
             defer { state.continuation = nil; state.timer = nil; state.waitTimer = nil }
             return .resume(state.continuation, state.timer, state.waitTimer, phase)
+        }
+        if case .expire(let body) = next {
+            body.expire(with: ProviderError.transport(.timeout, key, "no complete response within \(timeout)"))
+            return
         }
         guard case .resume(let continuation, let timer, let waitTimer, let phase) = next else { return }
         timer?.cancel()

@@ -18,6 +18,8 @@ final class StreamedResponseBody: Sendable {
         /// The request whose timeout bounds this body too (``NIOHTTPClientTransport/send(_:timeout:boundingBody:)``),
         /// told when the body ends so it cancels its timer.
         var expiry: RequestExecution?
+        /// Every byte is here, the end about to be delivered (``willFinish()``): past the timer's reach.
+        var arrived = false
     }
 
     let connection: HTTP1Connection
@@ -76,6 +78,12 @@ final class StreamedResponseBody: Sendable {
         expiry?.bodyEnded()
         guard let reader else { return }
         if let error { reader.resume(throwing: error) } else { reader.resume(returning: nil) }
+    }
+
+    /// The body is complete and ``finish(throwing:)`` follows, once the connection is back in the pool: a timer
+    /// firing in between must not fail it.
+    func willFinish() {
+        state.locked { $0.arrived = true }
     }
 
     /// Hands the bound of the body to `execution`'s timer; a body that ended already cancels it at once.
@@ -166,7 +174,7 @@ final class StreamedResponseBody: Sendable {
     private func fail(with error: any Error, unlessComplete: Bool = false) {
         let (reader, closeConnection, expiry) = state.locked { state -> (UnsafeContinuation<ByteBuffer?, any Error>?, Bool, RequestExecution?) in
             let incomplete = state.end == nil
-            if unlessComplete, !incomplete { return (nil, false, nil) }
+            if unlessComplete, !incomplete || state.arrived { return (nil, false, nil) }
             state.end = .failure(error)
             state.parts.removeAll()
             state.bufferedBytes = 0
