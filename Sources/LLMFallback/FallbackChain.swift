@@ -44,7 +44,8 @@ public final class FallbackChain: Sendable {
     let transport: any HTTPTransport
     /// Whether the transport is one of the package's, which bound the wait for a response head by the timeout
     /// they are given, and the clock the real one, which their deadlines share: then a chat attempt sends in the
-    /// request's own task and only a body still arriving runs in a child the attempt's expiry can cancel.
+    /// request's own task and only a body still arriving runs in a child the attempt's expiry can cancel (on
+    /// AsyncHTTPClientTransport; NIOHTTPClientTransport bounds the body itself, ``bodyBoundingTransport``).
     let transportBoundsResponseHead: Bool
     /// The transport, when it is ``NIOHTTPClientTransport`` on the real clock: it bounds a chat attempt's body
     /// as well as its head (``NIOHTTPClientTransport/send(_:timeout:boundingBody:)``), so the attempt needs no
