@@ -7,8 +7,10 @@ extension FallbackChain {
         entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration, started: Duration
     ) async -> AttemptResult<ChatResponse> {
         let result: AttemptResult<ChatResponse>
-        if let bodyBoundingTransport {
-            result = await transportBoundedChat(bodyBoundingTransport, entry: entry, resolved: resolved, request: request, timeout: timeout)
+        if bodyBoundingTransport != nil {
+            // The transport bounds the attempt end to end, head and body: sent and read in this task, with no task
+            // or timer of the chain's (a body the timeout cuts fails as a timeout).
+            result = await performChat(entry: entry, resolved: resolved, request: request, timeout: timeout)
         } else if transportBoundsResponseHead {
             result = await headBoundedChat(entry: entry, resolved: resolved, request: request, timeout: timeout, started: started)
         } else {
@@ -20,21 +22,6 @@ extension FallbackChain {
             return .success(response, latency: Self.normalisedLatency(clock.now() - started, completionTokens: response.usage?.completionTokens))
         }
         return result
-    }
-
-    /// One attempt the transport bounds end to end, head and body, by `timeout`: sent and read in this task, with
-    /// no task or timer of the chain's (a body the timeout cuts fails as a ``ProviderError/Kind/timeout``).
-    func transportBoundedChat(
-        _ transport: NIOHTTPClientTransport, entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration
-    ) async -> AttemptResult<ChatResponse> {
-        let response: TransportResponse
-        do {
-            let parts = try entry.adapter.makeRequest(request, for: resolved, stream: false)
-            response = try await transport.send(parts, timeout: timeout, boundingBody: true)
-        } catch {
-            return Self.attemptResult(for: error)
-        }
-        return await readChat(response, entry: entry, resolved: resolved, request: request)
     }
 
     /// One attempt whose wait for the response head the transport bounds by `timeout` (one of the package's
@@ -138,10 +125,13 @@ extension FallbackChain {
     /// The most of an error answer's body read to classify it.
     static let maxErrorBodyBytes = 1 << 20
 
-    /// Builds the request and sends it.
+    /// Builds the request and sends it (with its body bounded by `timeout` too on a transport that can).
     func sendChat(entry: ChainEntry, resolved: ResolvedProvider, request: ChatRequest, timeout: Duration) async -> Sent {
         do {
             let parts = try entry.adapter.makeRequest(request, for: resolved, stream: false)
+            if let bodyBoundingTransport {
+                return .response(try await bodyBoundingTransport.send(parts, timeout: timeout, boundingBody: true))
+            }
             return .response(try await transport.send(parts, timeout: timeout))
         } catch {
             return .ended(Self.attemptResult(for: error))
